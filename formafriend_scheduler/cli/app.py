@@ -1,0 +1,83 @@
+"""The `formafriend-scheduler` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from formafriend_scheduler import __version__
+from formafriend_scheduler.logs import LogFormat
+
+from . import config_cmd, db, health, jobs, observe
+from .state import AppState
+
+EXIT_CODES = """\b
+Exit codes of job commands:
+  0    success, or nothing to do
+  1    the job failed
+  2    usage or configuration error
+  3    finished, but some items failed (partial)
+  75   locked by another live run, or MongoDB unreachable after retries: try again later
+  130  interrupted by SIGINT (143: by SIGTERM)
+health-check uses monitoring-plugin codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
+
+app = typer.Typer(
+    name="formafriend-scheduler",
+    help="Form-a-Friend v2 scheduler jobs, one stateless run per call, for cron or systemd timers.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"formafriend-scheduler {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            help="debug, info, warning or error. Default: info on a terminal, warning otherwise."
+        ),
+    ] = None,
+    log_format: Annotated[
+        str, typer.Option(help="auto (text on a terminal, JSON lines otherwise), text or json.")
+    ] = "auto",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print progress and results even under cron.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Debug logging and tracebacks on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    if log_format not in ("auto", "text", "json"):
+        raise typer.BadParameter("must be auto, text or json", param_hint="--log-format")
+    if log_level is not None and log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
+    fmt: LogFormat = "text" if log_format == "text" else "json" if log_format == "json" else "auto"
+    state = AppState(log_level=log_level, log_format=fmt, verbose=verbose, debug=debug)
+    state.configure_logging()
+    ctx.obj = state
+
+
+app.command("cleanup", epilog=EXIT_CODES)(jobs.cleanup)
+app.command("health-check")(health.health_check)
+app.command("status")(observe.status)
+app.command("history")(observe.history)
+app.command("init-db")(db.init_db)
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,276 @@
+"""Settings from the environment (and a `.env` file), validated all at once.
+
+Variable names are the original service's (`SCHEDULER_*`) plus the database,
+e-mail and scheduler additions documented in the README. Every invalid
+variable is reported by its environment name in one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from formafriend_scheduler.errors import ConfigError
+
+MASK = "***"
+SMTP_SECURITY_MODES = ("starttls", "tls", "none")
+SECRET_VARIABLES = frozenset({"MONGODB_URI", "SMTP_URL", "SMTP_FALLBACK_URL"})
+
+
+def _env(name: str) -> Any:
+    # validation_alias binds a field to exactly one environment name.
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+    )
+
+    # Core scheduling (original service)
+    monthly_job_day: int = Field(5, ge=1, le=28, validation_alias=_env("SCHEDULER_MONTHLY_JOB_DAY"))
+    monthly_job_hour: int = Field(
+        18, ge=0, le=23, validation_alias=_env("SCHEDULER_MONTHLY_JOB_HOUR")
+    )
+    timezone: str = Field("Europe/Paris", validation_alias=_env("SCHEDULER_TIMEZONE"))
+
+    # Performance (original service)
+    batch_size: int = Field(50, gt=0, validation_alias=_env("SCHEDULER_BATCH_SIZE"))
+    invitation_batch_size: int = Field(
+        100, gt=0, validation_alias=_env("SCHEDULER_INVITATION_BATCH_SIZE")
+    )
+    max_workers: int = Field(4, gt=0, validation_alias=_env("SCHEDULER_MAX_WORKERS"))
+    worker_timeout_ms: int = Field(300_000, gt=0, validation_alias=_env("SCHEDULER_WORKER_TIMEOUT"))
+    max_memory_mb: int = Field(512, gt=0, validation_alias=_env("SCHEDULER_MAX_MEMORY_MB"))
+    max_job_duration_hours: float = Field(
+        1.0, gt=0, validation_alias=_env("SCHEDULER_MAX_JOB_DURATION_HOURS")
+    )
+
+    # Reminders (original service)
+    first_reminder_days: int = Field(
+        3, gt=0, validation_alias=_env("SCHEDULER_FIRST_REMINDER_DAYS")
+    )
+    second_reminder_days: int = Field(
+        7, gt=0, validation_alias=_env("SCHEDULER_SECOND_REMINDER_DAYS")
+    )
+
+    # Cleanup and retention (original service, plus job/health history)
+    expired_token_retention_days: int = Field(
+        90, gt=0, validation_alias=_env("SCHEDULER_EXPIRED_TOKEN_RETENTION_DAYS")
+    )
+    metrics_retention_hours: int = Field(
+        72, gt=0, validation_alias=_env("SCHEDULER_METRICS_RETENTION_HOURS")
+    )
+    history_retention_days: int = Field(
+        90, gt=0, validation_alias=_env("SCHEDULER_HISTORY_RETENTION_DAYS")
+    )
+
+    # Monitoring thresholds (original service)
+    error_rate_threshold: float = Field(
+        0.05, gt=0, le=1, validation_alias=_env("SCHEDULER_ERROR_RATE_THRESHOLD")
+    )
+    memory_alert_threshold: float = Field(
+        0.8, gt=0, le=1, validation_alias=_env("SCHEDULER_MEMORY_ALERT_THRESHOLD")
+    )
+
+    # Lease lock and clocks
+    lock_ttl_seconds: int = Field(120, ge=3, validation_alias=_env("SCHEDULER_LOCK_TTL_SECONDS"))
+    max_clock_skew_seconds: float = Field(
+        30, gt=0, validation_alias=_env("SCHEDULER_MAX_CLOCK_SKEW_SECONDS")
+    )
+
+    shutdown_grace_seconds: float = Field(
+        30, ge=0, validation_alias=_env("SCHEDULER_SHUTDOWN_GRACE_SECONDS")
+    )
+
+    # MongoDB
+    mongodb_uri: str = Field(
+        "mongodb://localhost:27017/formafriend", validation_alias=_env("MONGODB_URI")
+    )
+    mongodb_timeout_seconds: float = Field(
+        10, gt=0, validation_alias=_env("SCHEDULER_MONGODB_TIMEOUT_SECONDS")
+    )
+    mongodb_retry_attempts: int = Field(
+        5, ge=1, validation_alias=_env("SCHEDULER_MONGODB_RETRY_ATTEMPTS")
+    )
+
+    # E-mail (used by monthly-invitations and reminders)
+    email_transport: Literal["smtp", "file"] = Field(
+        "smtp", validation_alias=_env("EMAIL_TRANSPORT")
+    )
+    smtp_url: str = Field("smtp://localhost:25?security=none", validation_alias=_env("SMTP_URL"))
+    smtp_fallback_url: str | None = Field(None, validation_alias=_env("SMTP_FALLBACK_URL"))
+    email_outbox_dir: Path | None = Field(None, validation_alias=_env("EMAIL_OUTBOX_DIR"))
+    email_from_address: str = Field(
+        "noreply@form-a-friend.com", validation_alias=_env("EMAIL_FROM_ADDRESS")
+    )
+    email_from_name: str = Field("Form-a-Friend", validation_alias=_env("EMAIL_FROM_NAME"))
+    email_rate_per_second: float = Field(
+        0, ge=0, validation_alias=_env("SCHEDULER_EMAIL_RATE_PER_SECOND")
+    )
+    invitation_expiry_days: int = Field(
+        60, gt=0, validation_alias=_env("SCHEDULER_INVITATION_EXPIRY_DAYS")
+    )
+    email_templates_dir: Path | None = Field(
+        None, validation_alias=_env("SCHEDULER_EMAIL_TEMPLATES_DIR")
+    )
+    app_base_url: str = Field("http://localhost:3000", validation_alias=_env("APP_BASE_URL"))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known IANA timezone (for example Europe/Paris)") from None
+        return value
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_uri(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in ("mongodb", "mongodb+srv", "mongomock"):
+            raise ValueError("must start with mongodb://, mongodb+srv:// or mongomock://")
+        return value
+
+    @field_validator("smtp_url", "smtp_fallback_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("must start with smtp:// (or smtps://)")
+        if not parts.hostname:
+            raise ValueError("has no host name")
+        try:
+            parts.port  # noqa: B018 - urlsplit only validates the port when read
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        security = parse_qs(parts.query).get("security", ["starttls"])[-1]
+        if security not in SMTP_SECURITY_MODES:
+            raise ValueError("security= must be one of " + ", ".join(SMTP_SECURITY_MODES))
+        return value
+
+    @field_validator("app_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("email_from_address")
+    @classmethod
+    def _from_address(cls, value: str) -> str:
+        if "@" not in value or any(ch in value for ch in "\r\n <>,"):
+            raise ValueError("must be a plain e-mail address such as noreply@example.org")
+        return value
+
+    # Cross-field rules are field validators over the fields declared before
+    # them (ValidationInfo.data), so they are reported together with every
+    # other bad variable instead of only after all fields are valid.
+    @field_validator("second_reminder_days")
+    @classmethod
+    def _second_after_first(cls, value: int, info: ValidationInfo) -> int:
+        first = info.data.get("first_reminder_days")
+        if first is not None and value <= first:
+            raise ValueError(f"must be greater than SCHEDULER_FIRST_REMINDER_DAYS ({first})")
+        return value
+
+    @field_validator("email_outbox_dir")
+    @classmethod
+    def _outbox_for_file_transport(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None and info.data.get("email_transport") == "file":
+            raise ValueError("required when EMAIL_TRANSPORT=file")
+        return value
+
+    # Derived values -------------------------------------------------------
+
+    @property
+    def database_name(self) -> str:
+        path = urlsplit(self.mongodb_uri).path.lstrip("/")
+        return path.split("?", 1)[0] or "formafriend"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def secret_values(self) -> list[str]:
+        """Every secret string, raw and URL-decoded, for log redaction."""
+        secrets: list[str] = []
+        for url in (self.mongodb_uri, self.smtp_url, self.smtp_fallback_url):
+            password = urlsplit(url).password if url else None
+            if password:
+                secrets.extend({password, unquote(password)})
+        return secrets
+
+    def public_view(self) -> dict[str, Any]:
+        """The effective configuration by environment name, secrets masked."""
+        view: dict[str, Any] = {}
+        for name, field in type(self).model_fields.items():
+            env_name = env_name_of(name)
+            value = getattr(self, name)
+            if isinstance(value, Path):
+                value = str(value)
+            if env_name in SECRET_VARIABLES and isinstance(value, str):
+                value = mask_url(value)
+            view[env_name] = value
+            del field
+        return view
+
+
+def env_name_of(field_name: str) -> str:
+    alias = Settings.model_fields[field_name].validation_alias
+    assert isinstance(alias, AliasChoices)
+    first = alias.choices[0]
+    assert isinstance(first, str)
+    return first
+
+
+def mask_url(url: str) -> str:
+    """Replace the password of a URL (MongoDB or SMTP) with ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo = quote(unquote(parts.username or ""), safe="") + ":" + MASK
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment, `.env` and `overrides` (field names).
+
+    Raises ConfigError naming every bad variable; secrets are never echoed.
+    """
+    try:
+        return Settings(**{env_name_of(k): v for k, v in overrides.items()})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"]]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not location:  # a model-level rule: its message names the variables
+            problems.append(message)
+            continue
+        name = location[0]
+        if name in Settings.model_fields:  # a default failed a cross-field rule
+            name = env_name_of(name)
+        if name in SECRET_VARIABLES or error.get("input") is None:
+            problems.append(f"{name}: {message}")
+        else:
+            problems.append(f"{name}: {message} (got {error['input']!r})")
+    return problems

@@ -1,0 +1,109 @@
+"""What a job sees of its run: settings, store, clock, stats, progress and
+whether it should stop starting new work."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+from formafriend_scheduler.clock import Clock
+from formafriend_scheduler.config import Settings
+from formafriend_scheduler.hooks.events import EventBus
+from formafriend_scheduler.lock import Lease
+from formafriend_scheduler.store import Store
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+MAX_ERROR_SAMPLES = 20
+PROGRESS_WRITE_INTERVAL = 1.0  # seconds between progress writes to the job record
+
+
+class StopReason(Enum):
+    SIGNAL = "signal"
+    LEASE_LOST = "lease-lost"
+    DURATION_LIMIT = "duration-limit"
+    MEMORY_LIMIT = "memory-limit"
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a job reports when it returns; the runner adds stop reasons."""
+
+    status: Literal["success", "partial", "skipped"] = "success"
+    message: str = ""
+
+
+@dataclass
+class StopRequest:
+    reason: StopReason
+    detail: str
+    signum: int | None = None
+
+
+@dataclass
+class JobContext:
+    run_id: str
+    job_type: str
+    settings: Settings
+    store: Store
+    clock: Clock
+    events: EventBus
+    lease: Lease
+    options: dict[str, Any]
+    record_progress: Callable[[dict[str, Any]], None]
+    on_progress: ProgressCallback | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+    error_samples: list[str] = field(default_factory=list)
+    stop: StopRequest | None = None
+    _started: float = field(default=0.0)
+    _last_write: float = field(default=float("-inf"))
+
+    def __post_init__(self) -> None:
+        self._started = self.clock.monotonic()
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.options.get("dry_run"))
+
+    @property
+    def elapsed_seconds(self) -> float:
+        return self.clock.monotonic() - self._started
+
+    def request_stop(self, reason: StopReason, detail: str, signum: int | None = None) -> None:
+        if self.stop is None:  # the first reason is the one recorded
+            self.stop = StopRequest(reason, detail, signum)
+            log.warning("%s: stopping after in-flight work (%s)", self.job_type, detail)
+
+    def should_stop(self) -> bool:
+        """Ask before starting each new piece of work."""
+        if self.stop is None and not self.lease.is_valid():
+            self.request_stop(StopReason.LEASE_LOST, self.lease.lost_reason)
+        hours = self.settings.max_job_duration_hours
+        if self.stop is None and self.elapsed_seconds >= hours * 3600:
+            self.request_stop(
+                StopReason.DURATION_LIMIT, f"reached SCHEDULER_MAX_JOB_DURATION_HOURS ({hours:g} h)"
+            )
+        return self.stop is not None
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.stats[name] = self.stats.get(name, 0) + amount
+
+    def note_error(self, message: str) -> None:
+        if len(self.error_samples) < MAX_ERROR_SAMPLES:
+            self.error_samples.append(message)
+
+    def progress(self, done: int, total: int) -> None:
+        """Report progress: to the terminal at once, to the job record at most once a second."""
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+        moment = time.monotonic()  # throttling only, not business time
+        if moment - self._last_write >= PROGRESS_WRITE_INTERVAL or done >= total:
+            self._last_write = moment
+            self.record_progress(
+                {"progress": {"done": done, "total": total, "updatedAt": self.clock.now()}}
+            )

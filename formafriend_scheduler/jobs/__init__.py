@@ -1,0 +1,1 @@
+"""What each job decides; plain Python over `store` (and `mail`)."""

@@ -1,0 +1,225 @@
+"""health-check: is the scheduler able to do its work, and did it?
+
+Each check returns a monitoring-plugin status; the report's status is the
+worst of them. Reads only, plus one record in `scheduler_health`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psutil
+
+from formafriend_scheduler.clock import Clock, to_utc
+from formafriend_scheduler.config import Settings
+from formafriend_scheduler.errors import DatabaseUnavailable, HealthCode, SchedulerError
+from formafriend_scheduler.lock import stuck_runs
+from formafriend_scheduler.store import Store
+from formafriend_scheduler.store.indexes import ALL_INDEXES
+
+log = logging.getLogger(__name__)
+
+STATUS_WORDS = {
+    HealthCode.OK: "healthy",
+    HealthCode.WARNING: "degraded",
+    HealthCode.CRITICAL: "unhealthy",
+    HealthCode.UNKNOWN: "unknown",
+}
+# How bad each status is when combining checks: a failed check outranks one
+# that could not be run (the monitoring-plugin convention).
+SEVERITY = {HealthCode.OK: 0, HealthCode.UNKNOWN: 1, HealthCode.WARNING: 2, HealthCode.CRITICAL: 3}
+SLOW_PING_MS = 1000
+ERROR_RATE_WINDOW = timedelta(hours=24)
+MONTHLY_MAX_AGE = timedelta(days=35)
+HOST_MEMORY_CRITICAL = 0.95
+FAILED_STATUSES = ("failed", "abandoned")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    code: HealthCode
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.code.name,
+            "summary": self.summary,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    checked_at: datetime
+    checks: list[Check]
+    duration_ms: int
+
+    @property
+    def code(self) -> HealthCode:
+        return max(
+            (check.code for check in self.checks),
+            key=SEVERITY.__getitem__,
+            default=HealthCode.UNKNOWN,
+        )
+
+    @property
+    def status(self) -> str:
+        return STATUS_WORDS[self.code]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "code": int(self.code),
+            "checkedAt": self.checked_at,
+            "host": socket.gethostname(),
+            "durationMs": self.duration_ms,
+            "checks": [check.as_dict() for check in self.checks],
+        }
+
+
+def check_mongodb(store: Store) -> Check:
+    try:
+        latency = store.ping()
+    except DatabaseUnavailable as error:
+        return Check("mongodb", HealthCode.CRITICAL, str(error))
+    code = HealthCode.WARNING if latency >= SLOW_PING_MS else HealthCode.OK
+    return Check(
+        "mongodb", code, f"reachable, round trip {latency:.1f} ms", {"latencyMs": round(latency, 1)}
+    )
+
+
+def check_indexes(store: Store) -> Check:
+    missing = [
+        state.spec.describe() for state in store.indexes.check(ALL_INDEXES) if not state.present
+    ]
+    if missing:
+        return Check(
+            "indexes",
+            HealthCode.WARNING,
+            f"{len(missing)} required index(es) missing; run `formafriend-scheduler init-db`",
+            {"missing": missing},
+        )
+    return Check("indexes", HealthCode.OK, f"all {len(ALL_INDEXES)} required indexes present")
+
+
+def check_locks(store: Store, now: datetime) -> Check:
+    holders = store.locks.holders()
+    overdue = [h for h in holders if h.expires_at <= now]
+    stuck = stuck_runs(store.jobs.running(), holders, now)
+    details = {
+        "heldPastExpiry": [
+            f"{h.job_type} by {h.run_id} (expired {h.expires_at:%Y-%m-%d %H:%M:%S}Z)"
+            for h in overdue
+        ],
+        "stuckRuns": [str(record["_id"]) for record in stuck],
+        "activeRuns": [h.run_id for h in holders if h.expires_at > now],
+    }
+    if overdue or stuck:
+        return Check(
+            "locks",
+            HealthCode.WARNING,
+            f"{len(overdue)} lock(s) held past expiry, {len(stuck)} run(s) stuck in running "
+            "(a crashed run; the next run or `cleanup` recovers)",
+            details,
+        )
+    return Check("locks", HealthCode.OK, f"{len(details['activeRuns'])} run(s) active", details)
+
+
+def check_error_rate(store: Store, settings: Settings, now: datetime) -> Check:
+    counts = store.jobs.count_by_status(since=now - ERROR_RATE_WINDOW)
+    finished = sum(n for status, n in counts.items() if status not in ("running", "skipped"))
+    failed = sum(counts[status] for status in FAILED_STATUSES)
+    rate = failed / finished if finished else 0.0
+    details = {
+        "window": "24h",
+        "finishedRuns": finished,
+        "failedRuns": failed,
+        "errorRate": round(rate, 4),
+    }
+    summary = f"{failed} of {finished} run(s) failed in 24 h ({rate:.1%})"
+    if rate > settings.error_rate_threshold:
+        threshold = f"SCHEDULER_ERROR_RATE_THRESHOLD {settings.error_rate_threshold:.0%}"
+        return Check("error-rate", HealthCode.WARNING, f"{summary}, over {threshold}", details)
+    return Check("error-rate", HealthCode.OK, summary, details)
+
+
+def check_monthly(store: Store, now: datetime) -> Check:
+    last = store.jobs.last_of_type("monthly-invitations", statuses=None)
+    if last is None:
+        return Check("monthly-run", HealthCode.OK, "no monthly run recorded yet")
+    status = str(last.get("status"))
+    started = to_utc(last["startedAt"])
+    age = now - started
+    details = {
+        "jobId": last["_id"],
+        "status": status,
+        "startedAt": started,
+        "ageHours": round(age.total_seconds() / 3600, 1),
+    }
+    summary = f"last run {last['_id']} {status}, {age.days} day(s) ago"
+    if status in FAILED_STATUSES:
+        return Check("monthly-run", HealthCode.CRITICAL, summary, details)
+    if status in ("partial", "interrupted") or age > MONTHLY_MAX_AGE:
+        return Check("monthly-run", HealthCode.WARNING, summary, details)
+    return Check("monthly-run", HealthCode.OK, summary, details)
+
+
+def check_host_memory(settings: Settings, read_memory: Callable[[], Any]) -> Check:
+    memory = read_memory()
+    used = memory.percent / 100
+    details = {"usedPercent": round(memory.percent, 1), "totalMB": memory.total // (1024 * 1024)}
+    summary = f"host memory {used:.0%} used"
+    if used >= max(HOST_MEMORY_CRITICAL, settings.memory_alert_threshold):
+        return Check("host-memory", HealthCode.CRITICAL, summary, details)
+    if used >= settings.memory_alert_threshold:
+        threshold = f"SCHEDULER_MEMORY_ALERT_THRESHOLD {settings.memory_alert_threshold:.0%}"
+        return Check("host-memory", HealthCode.WARNING, f"{summary}, over {threshold}", details)
+    return Check("host-memory", HealthCode.OK, summary, details)
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """A check that cannot complete reports UNKNOWN instead of failing the others."""
+    try:
+        return check()
+    except SchedulerError as error:
+        return Check(name, HealthCode.UNKNOWN, f"could not check: {error}")
+
+
+def run_health_check(
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    read_memory: Callable[[], Any] = psutil.virtual_memory,
+) -> HealthReport:
+    started = clock.monotonic()
+    now = clock.now()
+    checks = [check_mongodb(store)]
+    database_checks: list[tuple[str, Callable[[], Check]]] = [
+        ("indexes", lambda: check_indexes(store)),
+        ("locks", lambda: check_locks(store, now)),
+        ("error-rate", lambda: check_error_rate(store, settings, now)),
+        ("monthly-run", lambda: check_monthly(store, now)),
+    ]
+    if checks[0].code is HealthCode.CRITICAL:
+        checks += [
+            Check(name, HealthCode.UNKNOWN, "skipped: MongoDB unreachable")
+            for name, _ in database_checks
+        ]
+    else:
+        checks += [_guarded(name, check) for name, check in database_checks]
+    checks.append(_guarded("host-memory", lambda: check_host_memory(settings, read_memory)))
+    report = HealthReport(now, checks, round((clock.monotonic() - started) * 1000))
+    if checks[0].code is not HealthCode.CRITICAL:
+        try:
+            store.health.insert(report.as_dict())
+        except SchedulerError as error:
+            log.warning("could not record the health check: %s", error)
+    return report

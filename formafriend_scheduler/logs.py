@@ -1,0 +1,93 @@
+"""Logging fit for where the command runs: readable text on a terminal, one
+JSON object per line under cron or systemd (journald keeps them as is)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from formafriend_scheduler.redact import Redactor
+
+LogFormat = Literal["auto", "text", "json"]
+ROOT = "formafriend_scheduler"
+
+
+class RedactingFilter(logging.Filter):
+    """Renders each record's message once, with secrets masked."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redact = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redact(record.getMessage())
+        record.args = None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = json.loads(self._redact(json.dumps(fields, default=str)))
+        return True
+
+
+class JsonLinesFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and fields:
+            text += " " + " ".join(f"{k}={_short(v)}" for k, v in fields.items())
+        return text
+
+
+def _short(value: Any) -> str:
+    text = (
+        json.dumps(value, default=str, ensure_ascii=False) if not isinstance(value, str) else value
+    )
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def configure_logging(
+    *, level: str | None, log_format: LogFormat, verbose: bool, redactor: Redactor
+) -> None:
+    """Send the package's logs to stderr.
+
+    Under cron a successful run must print nothing (cron mails any output), so
+    off a terminal the default level is WARNING; `--verbose` or `--log-level`
+    turns the info lines (events, progress) back on.
+    """
+    on_terminal = sys.stderr.isatty()
+    if log_format == "auto":
+        log_format = "text" if on_terminal else "json"
+    if level is None:
+        level = "INFO" if (verbose or on_terminal) else "WARNING"
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLinesFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter(redactor))
+
+    logger = logging.getLogger(ROOT)
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False

@@ -1,0 +1,62 @@
+"""Memory of the whole process tree (the run and its pool workers), via psutil."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+
+def process_tree_rss(root: psutil.Process | None = None) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    root = root or psutil.Process()
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # a worker that exited between listing and reading
+    return total
+
+
+class MemorySampler:
+    """Samples the process tree every `interval` seconds in a daemon thread,
+    keeps the peak, and passes each sample to `on_sample`."""
+
+    def __init__(
+        self, interval: float = 1.0, on_sample: Callable[[int], None] | None = None
+    ) -> None:
+        self._interval = interval
+        self._on_sample = on_sample
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
+        self.peak_bytes = 0
+
+    def sample(self) -> int:
+        rss = process_tree_rss()
+        self.peak_bytes = max(self.peak_bytes, rss)
+        if self._on_sample is not None:
+            self._on_sample(rss)
+        return rss
+
+    def start(self) -> None:
+        self.sample()
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.sample()
+        return self.peak_bytes
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.sample()
+            except Exception:  # sampling must never take the run down
+                log.debug("memory sample failed", exc_info=True)

@@ -1,0 +1,379 @@
+"""The run lifecycle every job shares.
+
+take the lease -> insert the job record -> run the job (heartbeat, memory
+sampler, signal handling around it) -> write the outcome -> release the lease
+-> return the exit code. Events of the run all go through one EventBus.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from formafriend_scheduler.clock import Clock
+from formafriend_scheduler.config import Settings
+from formafriend_scheduler.context import JobContext, JobOutcome, ProgressCallback, StopReason
+from formafriend_scheduler.errors import (
+    ClockSkew,
+    DatabaseUnavailable,
+    ExitCode,
+    LeaseLost,
+)
+from formafriend_scheduler.hooks import events as ev
+from formafriend_scheduler.hooks.events import Event, EventBus
+from formafriend_scheduler.lock import Heartbeat, Lease, Owner, acquire
+from formafriend_scheduler.memory import MemorySampler
+from formafriend_scheduler.redact import Redactor, one_line
+from formafriend_scheduler.signals import GracefulShutdown, Interrupted
+from formafriend_scheduler.store import Store
+from formafriend_scheduler.store.indexes import SCHEDULER_INDEXES
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDED_EVENTS = 50
+MB = 1024 * 1024
+
+
+class Job(Protocol):
+    job_type: str
+
+    def run(self, ctx: JobContext) -> JobOutcome: ...
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    job_type: str
+    status: str
+    exit_code: int
+    stats: dict[str, int]
+    duration_seconds: float
+    peak_memory_bytes: int
+    message: str = ""
+    error: dict[str, str] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "jobId": self.run_id,
+            "type": self.job_type,
+            "status": self.status,
+            "exitCode": self.exit_code,
+            "stats": self.stats,
+            "durationSeconds": round(self.duration_seconds, 3),
+            "peakMemoryMB": round(self.peak_memory_bytes / MB, 1),
+            "message": self.message,
+            "error": self.error,
+        }
+
+
+class RecordedEvents:
+    """Keeps the run's events for its job record (capped)."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def handle(self, event: Event) -> None:
+        if len(self.items) < MAX_RECORDED_EVENTS:
+            self.items.append(event.as_document())
+
+
+def new_run_id(job_type: str, now: datetime) -> str:
+    return f"{job_type}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        events: EventBus,
+        *,
+        redactor: Redactor | None = None,
+        check_clock_skew: bool = True,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._clock = clock
+        self._events = events
+        self._redact = redactor or Redactor(settings.secret_values())
+        self._check_clock_skew = check_clock_skew
+        self._on_progress = on_progress
+
+    # -- before the run -----------------------------------------------------
+
+    def verify_clock(self) -> None:
+        server_time = self._store.server_time()
+        if server_time is None:
+            return  # an in-process database shares our clock
+        skew = (self._clock.now() - server_time).total_seconds()
+        limit = self._settings.max_clock_skew_seconds
+        if abs(skew) > limit:
+            direction = "ahead of" if skew > 0 else "behind"
+            raise ClockSkew(
+                f"the local clock is {abs(skew):.1f} s {direction} the MongoDB server's "
+                f"(limit SCHEDULER_MAX_CLOCK_SKEW_SECONDS={limit:g}); refusing to run"
+            )
+
+    def _take_lease(self, job_type: str, run_id: str) -> Lease:
+        owner = Owner(run_id=run_id, host=socket.gethostname(), pid=os.getpid())
+        ttl = timedelta(seconds=self._settings.lock_ttl_seconds)
+        lease, previous = acquire(self._store.locks, job_type, owner, self._clock, ttl)
+        if previous is not None:
+            reason = (
+                f"its lease expired at {previous.expires_at:%Y-%m-%d %H:%M:%S}Z without a "
+                f"release (owner {previous.host} pid {previous.pid} presumed dead); "
+                f"taken over by {run_id}"
+            )
+            if self._store.jobs.mark_abandoned(previous.run_id, self._clock.now(), reason):
+                log.warning("marked run %s abandoned: %s", previous.run_id, reason)
+        return lease
+
+    # -- the run ------------------------------------------------------------
+
+    def run(self, job: Job, options: dict[str, Any] | None = None) -> RunResult:
+        options = dict(options or {})
+        started_at = self._clock.now()
+        run_id = new_run_id(job.job_type, started_at)
+
+        self._store.indexes.ensure(SCHEDULER_INDEXES)
+        if self._check_clock_skew:
+            self.verify_clock()
+        lease = self._take_lease(job.job_type, run_id)
+        try:
+            self._store.jobs.insert(
+                self._initial_record(run_id, job.job_type, started_at, lease, options)
+            )
+        except BaseException:
+            self._release_quietly(lease)
+            raise
+
+        ctx = self._context(run_id, job.job_type, lease, options)
+        recorded = RecordedEvents()
+        self._events.add_sink(recorded)
+        try:
+            self._events.emit(ev.JOB_STARTED, jobId=run_id, type=job.job_type)
+            outcome, error, peak = self._execute(job, ctx)
+            result = self._conclude(ctx, outcome, error, peak)
+        finally:
+            self._events.remove_sink(recorded)
+        result.events = recorded.items
+        self._finish(
+            lease,
+            {
+                "status": result.status,
+                "finishedAt": self._clock.now(),
+                "durationMs": round(result.duration_seconds * 1000),
+                "stats": result.stats,
+                "errors": ctx.error_samples,
+                "error": result.error,
+                "message": result.message,
+                "exitCode": result.exit_code,
+                "peakMemoryBytes": peak,
+                "events": result.events,
+            },
+        )
+        return result
+
+    def _context(
+        self, run_id: str, job_type: str, lease: Lease, options: dict[str, Any]
+    ) -> JobContext:
+        def record_progress(fields: dict[str, Any]) -> None:
+            try:
+                self._store.jobs.update_running(
+                    run_id, lease.token, {**fields, "stats": dict(ctx.stats)}
+                )
+            except DatabaseUnavailable as error:
+                log.warning("could not record progress: %s", error)
+
+        ctx = JobContext(
+            run_id=run_id,
+            job_type=job_type,
+            settings=self._settings,
+            store=self._store,
+            clock=self._clock,
+            events=self._events,
+            lease=lease,
+            options=options,
+            record_progress=record_progress,
+            on_progress=self._on_progress,
+        )
+        return ctx
+
+    def _execute(self, job: Job, ctx: JobContext) -> tuple[JobOutcome, BaseException | None, int]:
+        """Run the job with heartbeat, memory watch and signal handling around it."""
+        sampler = MemorySampler(on_sample=self._memory_watch(ctx))
+        heartbeat = Heartbeat(ctx.lease)
+        shutdown = GracefulShutdown(
+            lambda signum: ctx.request_stop(
+                StopReason.SIGNAL, f"received {signal.Signals(signum).name}", signum
+            ),
+            self._settings.shutdown_grace_seconds,
+        )
+        outcome = JobOutcome()
+        error: BaseException | None = None
+        sampler.start()
+        heartbeat.start()
+        try:
+            with shutdown:
+                outcome = job.run(ctx)
+        except Interrupted as interrupted:
+            ctx.request_stop(StopReason.SIGNAL, "interrupted in flight", interrupted.signum)
+        except LeaseLost as lost:
+            ctx.request_stop(StopReason.LEASE_LOST, str(lost))
+        except Exception as exc:  # the run's outcome records it; the CLI maps the code
+            error = exc
+            log.debug("job %s failed", ctx.run_id, exc_info=True)
+        finally:
+            heartbeat.stop()
+            peak = sampler.stop()
+        return outcome, error, peak
+
+    def _conclude(
+        self, ctx: JobContext, outcome: JobOutcome, error: BaseException | None, peak: int
+    ) -> RunResult:
+        status, exit_code = self._decide(outcome, ctx, error)
+        duration = ctx.elapsed_seconds
+        error_doc = self._describe_error(error)
+        if error_doc is not None:
+            message = error_doc["message"]
+        elif ctx.stop is not None:
+            message = ctx.stop.detail
+        else:
+            message = outcome.message
+        self._emit_outcome(ctx.run_id, ctx.job_type, status, ctx.stats, duration, error_doc)
+        return RunResult(
+            run_id=ctx.run_id,
+            job_type=ctx.job_type,
+            status=status,
+            exit_code=exit_code,
+            stats=dict(ctx.stats),
+            duration_seconds=duration,
+            peak_memory_bytes=peak,
+            message=message,
+            error=error_doc,
+        )
+
+    # -- helpers ------------------------------------------------------------
+
+    def _initial_record(
+        self,
+        run_id: str,
+        job_type: str,
+        started_at: datetime,
+        lease: Lease,
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "_id": run_id,
+            "type": job_type,
+            "status": "running",
+            "startedAt": started_at,
+            "host": lease.owner.host,
+            "pid": lease.owner.pid,
+            "options": options,
+            "stats": {},
+            "progress": {"done": 0, "total": 0, "updatedAt": started_at},
+            "lease": {"token": lease.token, "ttlSeconds": self._settings.lock_ttl_seconds},
+        }
+
+    @staticmethod
+    def _release_quietly(lease: Lease) -> None:
+        try:
+            lease.release()
+        except DatabaseUnavailable as error:
+            log.error("could not release the %s lease: %s", lease.job_type, error)
+
+    def _memory_watch(self, ctx: JobContext) -> Callable[[int], None]:
+        limit = self._settings.max_memory_mb * MB
+        threshold = self._settings.memory_alert_threshold
+        alerted = False
+
+        def watch(rss: int) -> None:
+            nonlocal alerted
+            if rss >= threshold * limit and not alerted:
+                alerted = True
+                self._events.emit(
+                    ev.HIGH_MEMORY_USAGE,
+                    jobId=ctx.run_id,
+                    memUsage={"rss": rss, "limit": limit},
+                    usagePercent=round(rss / limit, 3),
+                )
+            if rss > limit:
+                ctx.request_stop(
+                    StopReason.MEMORY_LIMIT,
+                    f"process tree uses {rss / MB:.0f} MB, over SCHEDULER_MAX_MEMORY_MB "
+                    f"({self._settings.max_memory_mb})",
+                )
+
+        return watch
+
+    @staticmethod
+    def _decide(
+        outcome: JobOutcome, ctx: JobContext, error: BaseException | None
+    ) -> tuple[str, int]:
+        if isinstance(error, DatabaseUnavailable):
+            return "failed", ExitCode.TEMPFAIL
+        if error is not None:
+            return "failed", ExitCode.FAILED
+        if ctx.stop is not None:
+            if ctx.stop.reason is StopReason.SIGNAL:
+                code = ExitCode.SIGINT if ctx.stop.signum == signal.SIGINT else ExitCode.SIGTERM
+                return "interrupted", code
+            if ctx.stop.reason is StopReason.LEASE_LOST:
+                return "interrupted", ExitCode.TEMPFAIL
+            return "partial", ExitCode.PARTIAL  # duration or memory limit
+        if outcome.status == "partial":
+            return "partial", ExitCode.PARTIAL
+        return outcome.status, ExitCode.OK
+
+    def _describe_error(self, error: BaseException | None) -> dict[str, str] | None:
+        if error is None:
+            return None
+        return {"class": type(error).__name__, "message": one_line(self._redact(str(error)))}
+
+    def _emit_outcome(
+        self,
+        run_id: str,
+        job_type: str,
+        status: str,
+        stats: dict[str, int],
+        duration: float,
+        error: dict[str, str] | None,
+    ) -> None:
+        duration_ms = round(duration * 1000)
+        if status == "failed":
+            self._events.emit(
+                ev.JOB_FAILED, jobId=run_id, jobType=job_type, error=error, duration=duration_ms
+            )
+            return
+        self._events.emit(
+            ev.JOB_COMPLETED, jobId=run_id, status=status, stats=stats, duration=duration_ms
+        )
+        if status in ("success", "partial"):
+            self._events.emit(ev.completed_event_of(job_type), jobId=run_id, stats=stats)
+
+    def _finish(self, lease: Lease, fields: dict[str, Any]) -> None:
+        # A run that lost its lease may find its record already marked abandoned
+        # by its successor; it still owns that record and gives the true reason.
+        from_statuses = ["running", "abandoned"] if lease.lost else ["running"]
+        try:
+            written = self._store.jobs.finish(
+                lease.owner.run_id, lease.token, fields, from_statuses
+            )
+            if not written:
+                log.warning("job record %s was not updated (superseded)", lease.owner.run_id)
+            if not lease.lost and not lease.release():
+                log.warning("lease of %s was no longer ours at release", lease.job_type)
+        except DatabaseUnavailable as error:
+            # The lease expires by itself; the next run marks this record abandoned.
+            log.error("could not record the outcome (%s): %s", fields["status"], error)

@@ -1,0 +1,19 @@
+"""When each job is meant to run: the schedule the crontab and systemd timers
+shipped with the project use, shown by `status`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class JobSchedule:
+    job: str
+    cron: str
+    description: str
+
+
+SCHEDULES: tuple[JobSchedule, ...] = (
+    JobSchedule("cleanup", "0 2 * * *", "daily at 02:00"),
+    JobSchedule("health-check", "*/5 * * * *", "every 5 minutes"),
+)

@@ -1,0 +1,128 @@
+"""One lazily created MongoClient per process, and the `Store` facade.
+
+PyMongo clients must not cross a fork, so the client is made on first use and
+re-made when the process id changes (a pool worker never reuses its parent's).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import mongomock
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from formafriend_scheduler.clock import to_utc
+from formafriend_scheduler.config import Settings
+from formafriend_scheduler.store.base import Document
+from formafriend_scheduler.store.contacts import ContactRepository
+from formafriend_scheduler.store.indexes import IndexManager
+from formafriend_scheduler.store.invitations import InvitationRepository
+from formafriend_scheduler.store.locks import LockRepository
+from formafriend_scheduler.store.records import HealthRepository, JobRepository, MetricsRepository
+from formafriend_scheduler.store.retry import RetryPolicy, transient
+
+# `mongomock://name/db` is an in-process database for trials, the demo and fast
+# tests. It has to outlive one command's Store so that a test (or the demo)
+# can seed data and then run commands on it; the "server" is this registry.
+_IN_PROCESS_SERVERS: dict[str, Any] = {}
+
+
+class ClientProvider:
+    def __init__(self, uri: str, timeout_seconds: float) -> None:
+        self._uri = uri
+        self._timeout_ms = int(timeout_seconds * 1000)
+        self._client: Any = None
+        self._pid: int | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return self._uri.startswith("mongomock://")
+
+    def client(self) -> Any:
+        if self._client is None or self._pid != os.getpid():
+            self._client = self._make()
+            self._pid = os.getpid()
+        return self._client
+
+    def _make(self) -> Any:
+        if self.in_process:
+            name = urlsplit(self._uri).netloc or "default"
+            if name not in _IN_PROCESS_SERVERS:
+                _IN_PROCESS_SERVERS[name] = mongomock.MongoClient(tz_aware=True)
+            return _IN_PROCESS_SERVERS[name]
+        return MongoClient(
+            self._uri,
+            tz_aware=True,
+            connect=False,
+            serverSelectionTimeoutMS=self._timeout_ms,
+            connectTimeoutMS=self._timeout_ms,
+            socketTimeoutMS=max(self._timeout_ms * 6, 60_000),
+            appname="formafriend-scheduler",
+        )
+
+    def close(self) -> None:
+        if self._client is not None and not self.in_process and self._pid == os.getpid():
+            self._client.close()
+        self._client = None
+
+
+class Store:
+    """Entry point to the repositories; cheap to build, connects on first use."""
+
+    def __init__(self, provider: ClientProvider, database: str, retry_policy: RetryPolicy) -> None:
+        self._provider = provider
+        self.database_name = database
+        self.retry_policy = retry_policy
+        self.locks = LockRepository(self)
+        self.jobs = JobRepository(self)
+        self.health = HealthRepository(self)
+        self.metrics = MetricsRepository(self)
+        self.invitations = InvitationRepository(self)
+        self.contacts = ContactRepository(self)
+
+    @property
+    def db(self) -> Database[Document]:
+        db: Database[Document] = self._provider.client()[self.database_name]
+        return db
+
+    @property
+    def in_process(self) -> bool:
+        return self._provider.in_process
+
+    @property
+    def indexes(self) -> IndexManager:
+        return IndexManager(self.db, self.retry_policy)
+
+    @transient
+    def ping(self) -> float:
+        """Round trip of a `ping` command, in milliseconds."""
+        started = time.perf_counter()
+        self.db.command("ping")
+        return (time.perf_counter() - started) * 1000
+
+    @transient
+    def server_time(self) -> datetime | None:
+        """The server's clock (`hello.localTime`), or None for in-process databases."""
+        if self.in_process:
+            return None
+        reply = self.db.command("hello")
+        local_time = reply.get("localTime")
+        return to_utc(local_time) if isinstance(local_time, datetime) else None
+
+    def close(self) -> None:
+        self._provider.close()
+
+
+def connect(settings: Settings, *, retry_attempts: int | None = None) -> Store:
+    """A Store for the configured database (no I/O until first use)."""
+    attempts = retry_attempts if retry_attempts is not None else settings.mongodb_retry_attempts
+    return Store(
+        ClientProvider(settings.mongodb_uri, settings.mongodb_timeout_seconds),
+        settings.database_name,
+        RetryPolicy(attempts=attempts),
+    )

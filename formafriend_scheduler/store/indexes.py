@@ -1,0 +1,103 @@
+"""The indexes the scheduler relies on, and how to ensure or check them.
+
+An index counts as present when one with the same key pattern exists, whatever
+its name: the app may have created it under another name, and creating it a
+second time would fail on the name or options, not help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.database import Database
+
+from formafriend_scheduler.store.base import Document
+from formafriend_scheduler.store.retry import RetryPolicy, transient
+
+Keys = tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    collection: str
+    keys: Keys
+    unique: bool = False
+
+    def describe(self) -> str:
+        pattern = ", ".join(f"{field}: {direction}" for field, direction in self.keys)
+        return f"{self.collection} {{ {pattern} }}" + (" unique" if self.unique else "")
+
+
+# The seed's list (data-model.md) plus the app's unique keys that make
+# invitations exactly-once, and what cleanup's expiry scan needs.
+APP_INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec("users", (("metadata.isActive", 1), ("preferences.sendDay", 1))),
+    IndexSpec("users", (("preferences.sendDay", 1), ("preferences.timezone", 1))),
+    IndexSpec("contacts", (("ownerId", 1), ("email", 1)), unique=True),
+    IndexSpec("contacts", (("ownerId", 1), ("isActive", 1), ("optedOut", 1))),
+    IndexSpec("invitations", (("month", 1), ("status", 1))),
+    IndexSpec("invitations", (("tracking.sentAt", 1), ("status", 1), ("expiresAt", 1))),
+    IndexSpec("invitations", (("reminders.type", 1),)),
+    IndexSpec("invitations", (("fromUserId", 1), ("toEmail", 1), ("month", 1)), unique=True),
+    IndexSpec("invitations", (("token", 1),), unique=True),
+    IndexSpec("invitations", (("expiresAt", 1),)),
+)
+
+SCHEDULER_INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec("scheduler_jobs", (("type", 1), ("startedAt", -1))),
+    IndexSpec("scheduler_jobs", (("status", 1), ("startedAt", -1))),
+    IndexSpec("scheduler_jobs", (("startedAt", -1),)),
+    IndexSpec("scheduler_health", (("checkedAt", -1),)),
+    IndexSpec("scheduler_metrics", (("recordedAt", 1),)),
+)
+
+ALL_INDEXES = APP_INDEXES + SCHEDULER_INDEXES
+
+
+@dataclass(frozen=True)
+class IndexState:
+    spec: IndexSpec
+    present: bool
+    created: bool = False
+
+
+def _key_patterns(db: Database[Document], collection: str) -> dict[Keys, dict[str, Any]]:
+    info = db[collection].index_information()
+    return {
+        tuple((str(field), int(direction)) for field, direction in details["key"]): details
+        for details in info.values()
+    }
+
+
+class IndexManager:
+    def __init__(self, db: Database[Document], retry_policy: RetryPolicy) -> None:
+        self._db = db
+        self.retry_policy = retry_policy
+
+    @transient
+    def check(self, specs: tuple[IndexSpec, ...] = ALL_INDEXES) -> list[IndexState]:
+        return self._states(specs)
+
+    def _states(self, specs: tuple[IndexSpec, ...]) -> list[IndexState]:
+        patterns: dict[str, dict[Keys, dict[str, Any]]] = {}
+        states = []
+        for spec in specs:
+            if spec.collection not in patterns:
+                patterns[spec.collection] = _key_patterns(self._db, spec.collection)
+            states.append(IndexState(spec, present=spec.keys in patterns[spec.collection]))
+        return states
+
+    @transient
+    def ensure(self, specs: tuple[IndexSpec, ...] = ALL_INDEXES) -> list[IndexState]:
+        """Create each missing index; running it again changes nothing."""
+        states = []
+        for state in self._states(specs):
+            if state.present:
+                states.append(state)
+                continue
+            self._db[state.spec.collection].create_index(
+                list(state.spec.keys), unique=state.spec.unique
+            )
+            states.append(IndexState(state.spec, present=True, created=True))
+        return states

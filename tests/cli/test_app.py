@@ -1,0 +1,289 @@
+"""The command line as an operator meets it: exit codes, one-line errors, JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from formafriend_scheduler import __version__
+from formafriend_scheduler.cli.app import app
+from formafriend_scheduler.clock import SystemClock
+from formafriend_scheduler.config import load_settings
+from formafriend_scheduler.store import connect
+
+UNREACHABLE = "mongodb://127.0.0.1:9/faf"
+
+
+def test_version(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"formafriend-scheduler {__version__}"
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "formafriend_scheduler", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_help_documents_the_exit_codes(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for text in ("75   locked", "130  interrupted", "143", "monitoring-plugin", "(partial)"):
+        assert text in result.stdout
+    for command in ("cleanup", "health-check", "status", "history", "init-db", "config"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["cleanup"],
+        ["health-check"],
+        ["status"],
+        ["history"],
+        ["init-db"],
+        ["config", "show"],
+        ["config", "check"],
+    ],
+)
+def test_every_command_has_help_with_an_example(cli: CliRunner, command: list[str]) -> None:
+    result = cli.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example: formafriend-scheduler" in result.stdout
+
+
+def test_invalid_configuration_exits_2_naming_every_variable(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_MONTHLY_JOB_DAY", "31")
+    monkeypatch.setenv("SCHEDULER_TIMEZONE", "Atlantis/Capital")
+    result = cli.invoke(app, ["cleanup"])
+    assert result.exit_code == 2
+    assert "SCHEDULER_MONTHLY_JOB_DAY" in result.stderr
+    assert "SCHEDULER_TIMEZONE" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.startswith("error: invalid configuration")
+
+
+def test_health_check_with_invalid_configuration_is_unknown(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_BATCH_SIZE", "0")
+    result = cli.invoke(app, ["health-check"])
+    assert result.exit_code == 3
+    assert "SCHEDULER_BATCH_SIZE" in result.stderr
+
+
+def test_config_show_masks_secrets(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONGODB_URI", "mongodb://app:hunter2pw@db.example.org/faf")
+    monkeypatch.setenv("SMTP_URL", "smtp://mailer:smtp-secret@smtp.example.org:587")
+    as_json = cli.invoke(app, ["config", "show", "--json"])
+    table = cli.invoke(app, ["config", "show"])
+    assert as_json.exit_code == table.exit_code == 0
+    view = json.loads(as_json.stdout)
+    assert view["MONGODB_URI"] == "mongodb://app:***@db.example.org/faf"
+    assert view["SMTP_URL"] == "smtp://mailer:***@smtp.example.org:587"
+    for output in (as_json.stdout, table.stdout):
+        assert "hunter2pw" not in output and "smtp-secret" not in output
+
+
+def test_config_check_pings_the_database(cli: CliRunner, env_database: str) -> None:
+    result = cli.invoke(app, ["config", "check", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["mongodb"] == "reachable"
+
+
+def test_an_unreachable_database_exits_75_with_one_line(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONGODB_URI", "mongodb://app:hunter2pw@127.0.0.1:9/faf")
+    monkeypatch.setenv("SCHEDULER_MONGODB_TIMEOUT_SECONDS", "0.2")
+    monkeypatch.setenv("SCHEDULER_MONGODB_RETRY_ATTEMPTS", "2")
+    for command in (["cleanup"], ["config", "check"], ["status"]):
+        result = cli.invoke(app, command)
+        assert result.exit_code == 75, command
+        first, hint = result.stderr.strip().splitlines()
+        assert first.startswith("error: MongoDB unreachable after 2 attempt(s)")
+        assert hint.startswith("hint:")
+        assert "hunter2pw" not in result.stderr
+
+
+def test_health_check_of_an_unreachable_database_is_critical(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONGODB_URI", UNREACHABLE)
+    monkeypatch.setenv("SCHEDULER_MONGODB_TIMEOUT_SECONDS", "0.2")
+    result = cli.invoke(app, ["health-check", "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["status"] == "unhealthy"
+
+
+def test_init_db_twice_creates_nothing_the_second_time(cli: CliRunner, env_database: str) -> None:
+    first = cli.invoke(app, ["init-db", "--json"])
+    second = cli.invoke(app, ["init-db", "--json"])
+    assert first.exit_code == second.exit_code == 0
+    assert len(json.loads(first.stdout)["created"]) > 0
+    assert json.loads(second.stdout)["created"] == []
+
+
+def test_cleanup_under_cron_prints_nothing_on_success(cli: CliRunner, env_database: str) -> None:
+    result = cli.invoke(app, ["cleanup"])  # CliRunner is not a terminal, like cron
+    assert result.exit_code == 0
+    assert result.stdout == "" and result.stderr == ""
+
+
+def test_cleanup_verbose_prints_a_summary_and_json_lines(cli: CliRunner, env_database: str) -> None:
+    result = cli.invoke(app, ["--verbose", "cleanup"])
+    assert result.exit_code == 0
+    assert "cleanup success" in result.stdout
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [e["event"] for e in events if "event" in e] == [
+        "job-started",
+        "job-completed",
+        "cleanup-job-completed",
+    ]
+
+
+def test_cleanup_json_reports_the_run(cli: CliRunner, env_database: str) -> None:
+    result = cli.invoke(app, ["cleanup", "--dry-run", "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["status"] == "success" and report["type"] == "cleanup"
+    assert report["stats"]["expiredInvitations"] == 0
+
+
+def test_cleanup_while_another_run_holds_the_lock_exits_75_naming_it(
+    cli: CliRunner, env_database: str
+) -> None:
+    store = connect(load_settings(mongodb_uri=env_database))
+    now = SystemClock().now()
+    store.locks.try_acquire(
+        "cleanup", "cleanup-other-run", "db-host-2", 4242, now, timedelta(minutes=2)
+    )
+
+    result = cli.invoke(app, ["cleanup"])
+
+    assert result.exit_code == 75
+    assert "cleanup is locked by run cleanup-other-run on db-host-2 (pid 4242)" in result.stderr
+
+
+def test_no_secret_reaches_logs_output_or_job_records(
+    cli: CliRunner, env_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_URL", "smtp://mailer:Sup3rSecretPw@smtp.example.org:587")
+    result = cli.invoke(app, ["--debug", "--log-format", "json", "cleanup", "--json"])
+    health = cli.invoke(app, ["--debug", "health-check", "--json"])
+    shown = cli.invoke(app, ["--debug", "config", "show"])
+    assert result.exit_code == 0
+    store = connect(load_settings(mongodb_uri=env_database))
+    records = list(store.db["scheduler_jobs"].find()) + list(store.db["scheduler_health"].find())
+    for text in (
+        result.stdout,
+        result.stderr,
+        health.stdout,
+        health.stderr,
+        shown.stdout,
+        repr(records),
+    ):
+        assert "Sup3rSecretPw" not in text
+
+
+def test_status_json_has_the_seed_keys(cli: CliRunner, env_database: str) -> None:
+    cli.invoke(app, ["cleanup"])
+    cli.invoke(app, ["health-check"])
+    result = cli.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0
+    status = json.loads(result.stdout)
+    for key in (
+        "isRunning",
+        "activeJobs",
+        "activeWorkers",
+        "cronJobs",
+        "metrics",
+        "lastHealthCheck",
+    ):
+        assert key in status
+    assert status["isRunning"] is False
+    assert status["metrics"]["totalJobsRun"] == 1
+    assert status["lastRuns"]["cleanup"]["status"] == "success"
+    assert status["lastHealthCheck"]["status"] in ("healthy", "degraded")
+
+
+def test_status_shows_a_live_run(cli: CliRunner, env_database: str) -> None:
+    store = connect(load_settings(mongodb_uri=env_database))
+    now = SystemClock().now()
+    store.locks.try_acquire("cleanup", "cleanup-live", "host-x", 7, now, timedelta(minutes=2))
+    store.db["scheduler_jobs"].insert_one(
+        {
+            "_id": "cleanup-live",
+            "type": "cleanup",
+            "status": "running",
+            "startedAt": now,
+            "host": "host-x",
+            "pid": 7,
+            "progress": {"done": 3, "total": 9},
+        }
+    )
+    status = json.loads(cli.invoke(app, ["status", "--json"]).stdout)
+    assert status["isRunning"] is True and status["activeJobs"] == 1
+    assert status["running"][0]["progress"] == {"done": 3, "total": 9}
+    table = cli.invoke(app, ["status"]).stdout
+    assert "cleanup-live" in table and "3/9" in table
+
+
+def test_history_filters_and_orders_newest_first(cli: CliRunner, env_database: str) -> None:
+    store = connect(load_settings(mongodb_uri=env_database))
+    now = SystemClock().now()
+    store.db["scheduler_jobs"].insert_many(
+        [
+            {
+                "_id": "a",
+                "type": "cleanup",
+                "status": "success",
+                "startedAt": now - timedelta(days=3),
+            },
+            {
+                "_id": "b",
+                "type": "cleanup",
+                "status": "failed",
+                "startedAt": now - timedelta(hours=2),
+            },
+            {
+                "_id": "c",
+                "type": "reminders",
+                "status": "success",
+                "startedAt": now - timedelta(hours=1),
+            },
+        ]
+    )
+
+    def ids(*args: str) -> list[str]:
+        result = cli.invoke(app, ["history", "--json", *args])
+        assert result.exit_code == 0, result.stderr
+        return [record["_id"] for record in json.loads(result.stdout)]
+
+    assert ids() == ["c", "b", "a"]
+    assert ids("--type", "cleanup") == ["b", "a"]
+    assert ids("--status", "failed") == ["b"]
+    assert ids("--since", "24h") == ["c", "b"]
+    assert ids("--limit", "1") == ["c"]
+    assert "cleanup" in cli.invoke(app, ["history"]).stdout
+
+
+def test_history_rejects_an_unknown_status(cli: CliRunner, env_database: str) -> None:
+    result = cli.invoke(app, ["history", "--status", "exploded"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr

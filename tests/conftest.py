@@ -1,0 +1,102 @@
+"""Shared fixtures. Every database-touching test runs on two backends:
+`mongomock` (in-process) and `real` (FerretDB embedded, or the server named
+by FAF_TEST_MONGODB_URI). With CI=true the real server is mandatory."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pymongo
+import pytest
+
+from formafriend_scheduler.clock import FrozenClock
+from formafriend_scheduler.config import Settings, load_settings
+from formafriend_scheduler.store import Store, connect
+from tests.realserver import ServerUnavailable, real_server
+
+SETTING_NAMES = [
+    Settings.model_fields[name].validation_alias.choices[0]  # type: ignore[union-attr]
+    for name in Settings.model_fields
+]
+BACKENDS = ["mongomock", "real"]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def real_server_uri() -> Iterator[str]:
+    try:
+        with real_server() as uri:
+            yield uri
+    except ServerUnavailable as error:
+        if in_ci():
+            pytest.fail(f"the real MongoDB-wire server is mandatory under CI: {error}")
+        pytest.skip(f"no real MongoDB-wire server: {error}")
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer .env file or SCHEDULER_* variable leaks into a test."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def database_uri(server_uri: str, database: str) -> str:
+    parts = urlsplit(server_uri)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if request.node.get_closest_marker("real_server_only") and name != "real":
+        pytest.skip("needs a server shared by several processes")
+    return name
+
+
+@pytest.fixture
+def mongodb_uri(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    database = f"faf_test_{uuid.uuid4().hex[:12]}"
+    if backend == "mongomock":
+        yield f"mongomock://tests/{database}"
+        return
+    server = request.getfixturevalue("real_server_uri")
+    yield database_uri(server, database)
+    with pymongo.MongoClient(server, serverSelectionTimeoutMS=5000) as client:
+        client.drop_database(database)
+
+
+def make_settings(mongodb_uri: str, **overrides: Any) -> Settings:
+    defaults: dict[str, Any] = {
+        "mongodb_uri": mongodb_uri,
+        "mongodb_timeout_seconds": 5,
+        "mongodb_retry_attempts": 2,
+    }
+    return load_settings(**{**defaults, **overrides})
+
+
+@pytest.fixture
+def settings(mongodb_uri: str) -> Settings:
+    return make_settings(mongodb_uri)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    store = connect(settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """Starts at the real current time, so the real server's clock agrees."""
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))

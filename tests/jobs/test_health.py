@@ -1,0 +1,181 @@
+"""health-check: each check's status, the worst one wins, a record is kept."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from formafriend_scheduler.clock import FrozenClock
+from formafriend_scheduler.config import Settings, load_settings
+from formafriend_scheduler.errors import HealthCode
+from formafriend_scheduler.jobs.health import HealthReport, run_health_check
+from formafriend_scheduler.store import Store, connect
+
+GiB = 1024**3
+
+
+def memory(percent: float) -> Any:
+    return lambda: SimpleNamespace(percent=percent, total=24 * GiB)
+
+
+def check(report: HealthReport, name: str) -> Any:
+    return next(c for c in report.checks if c.name == name)
+
+
+def healthy_store(store: Store) -> Store:
+    store.indexes.ensure()
+    return store
+
+
+def test_a_fresh_initialised_database_is_healthy_and_recorded(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    report = run_health_check(settings, healthy_store(store), clock, memory(40))
+
+    assert report.code is HealthCode.OK
+    assert report.status == "healthy"
+    assert [c.name for c in report.checks] == [
+        "mongodb",
+        "indexes",
+        "locks",
+        "error-rate",
+        "monthly-run",
+        "host-memory",
+    ]
+    assert check(report, "mongodb").details["latencyMs"] >= 0
+    latest = store.health.latest()
+    assert latest is not None and latest["status"] == "healthy"
+
+
+def test_missing_indexes_are_a_warning_that_points_to_init_db(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    report = run_health_check(settings, store, clock, memory(40))
+    assert check(report, "indexes").code is HealthCode.WARNING
+    assert "init-db" in check(report, "indexes").summary
+    assert report.status == "degraded"
+
+
+def test_a_lock_held_past_expiry_and_a_stuck_run_are_warnings(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    healthy_store(store)
+    store.locks.try_acquire("cleanup", "dead-run", "h", 1, clock.now(), timedelta(seconds=60))
+    store.db["scheduler_jobs"].insert_one(
+        {"_id": "dead-run", "type": "cleanup", "status": "running", "startedAt": clock.now()}
+    )
+    clock.advance(timedelta(minutes=5))
+
+    report = run_health_check(settings, store, clock, memory(40))
+
+    locks = check(report, "locks")
+    assert locks.code is HealthCode.WARNING
+    assert locks.details["stuckRuns"] == ["dead-run"]
+    assert len(locks.details["heldPastExpiry"]) == 1
+
+
+def test_an_error_rate_over_the_threshold_is_a_warning(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    healthy_store(store)
+    now = clock.now()
+    runs = [{"type": "cleanup", "status": "success", "startedAt": now - timedelta(hours=1)}] * 9
+    runs += [{"type": "cleanup", "status": "failed", "startedAt": now - timedelta(hours=1)}]
+    store.db["scheduler_jobs"].insert_many([dict(run) for run in runs])
+
+    report = run_health_check(settings, store, clock, memory(40))
+
+    rate = check(report, "error-rate")
+    assert rate.code is HealthCode.WARNING  # 10 % > 5 %
+    assert rate.details["errorRate"] == 0.1
+
+
+def test_old_failures_outside_the_window_do_not_count(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    healthy_store(store)
+    store.db["scheduler_jobs"].insert_one(
+        {"type": "cleanup", "status": "failed", "startedAt": clock.now() - timedelta(days=2)}
+    )
+    report = run_health_check(settings, store, clock, memory(40))
+    assert check(report, "error-rate").code is HealthCode.OK
+
+
+def test_the_last_monthly_run_decides_its_check(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    healthy_store(store)
+    now = clock.now()
+    assert (
+        check(run_health_check(settings, store, clock, memory(40)), "monthly-run").code
+        is HealthCode.OK
+    )
+
+    store.db["scheduler_jobs"].insert_one(
+        {
+            "_id": "m1",
+            "type": "monthly-invitations",
+            "status": "failed",
+            "startedAt": now - timedelta(hours=2),
+        }
+    )
+    failed = run_health_check(settings, store, clock, memory(40))
+    assert check(failed, "monthly-run").code is HealthCode.CRITICAL
+    assert failed.code is HealthCode.CRITICAL and failed.status == "unhealthy"
+
+    store.db["scheduler_jobs"].insert_one(
+        {
+            "_id": "m2",
+            "type": "monthly-invitations",
+            "status": "partial",
+            "startedAt": now - timedelta(hours=1),
+        }
+    )
+    assert (
+        check(run_health_check(settings, store, clock, memory(40)), "monthly-run").code
+        is HealthCode.WARNING
+    )
+
+    store.db["scheduler_jobs"].insert_one(
+        {
+            "_id": "m3",
+            "type": "monthly-invitations",
+            "status": "success",
+            "startedAt": now - timedelta(minutes=5),
+        }
+    )
+    assert (
+        check(run_health_check(settings, store, clock, memory(40)), "monthly-run").code
+        is HealthCode.OK
+    )
+
+    clock.advance(timedelta(days=40))
+    stale = check(run_health_check(settings, store, clock, memory(40)), "monthly-run")
+    assert stale.code is HealthCode.WARNING and "40 day(s) ago" in stale.summary
+
+
+def test_host_memory_against_the_alert_threshold(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    healthy_store(store)
+    assert (
+        check(run_health_check(settings, store, clock, memory(79)), "host-memory").code
+        is HealthCode.OK
+    )
+    assert (
+        check(run_health_check(settings, store, clock, memory(85)), "host-memory").code
+        is HealthCode.WARNING
+    )
+    assert (
+        check(run_health_check(settings, store, clock, memory(97)), "host-memory").code
+        is HealthCode.CRITICAL
+    )
+
+
+def test_an_unreachable_database_is_critical_and_the_rest_unknown(clock: FrozenClock) -> None:
+    settings = load_settings(mongodb_uri="mongodb://127.0.0.1:9/x", mongodb_timeout_seconds=0.2)
+    report = run_health_check(settings, connect(settings, retry_attempts=1), clock, memory(40))
+    assert check(report, "mongodb").code is HealthCode.CRITICAL
+    assert {c.code for c in report.checks[1:-1]} == {HealthCode.UNKNOWN}
+    assert report.code is HealthCode.CRITICAL

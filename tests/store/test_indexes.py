@@ -1,0 +1,36 @@
+"""init-db's index management: idempotent, name-agnostic."""
+
+from __future__ import annotations
+
+from formafriend_scheduler.store import Store
+from formafriend_scheduler.store.indexes import ALL_INDEXES, APP_INDEXES
+
+
+def test_ensure_creates_every_index_once(store: Store) -> None:
+    first = store.indexes.ensure()
+    second = store.indexes.ensure()
+    assert all(state.created for state in first)
+    assert not any(state.created for state in second)
+    assert all(state.present for state in store.indexes.check())
+    assert len(first) == len(ALL_INDEXES)
+
+
+def test_an_index_the_app_made_under_another_name_counts_as_present(store: Store) -> None:
+    store.db["contacts"].create_index(
+        [("ownerId", 1), ("email", 1)], unique=True, name="owner_email"
+    )
+    states = {s.spec.describe(): s for s in store.indexes.ensure(APP_INDEXES)}
+    assert not states["contacts { ownerId: 1, email: 1 } unique"].created
+
+
+def test_unique_keys_are_created_unique(store: Store) -> None:
+    store.indexes.ensure()
+    info = store.db["invitations"].index_information()
+    unique_keys = {tuple(k for k, _ in spec["key"]) for spec in info.values() if spec.get("unique")}
+    assert ("fromUserId", "toEmail", "month") in unique_keys
+    assert ("token",) in unique_keys
+
+
+def test_check_reports_what_is_missing(store: Store) -> None:
+    missing = [state for state in store.indexes.check() if not state.present]
+    assert len(missing) == len(ALL_INDEXES)

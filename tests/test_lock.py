@@ -1,0 +1,123 @@
+"""The lease lock: exactly one live run per job type, across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from formafriend_scheduler.clock import FrozenClock, SystemClock
+from formafriend_scheduler.config import Settings
+from formafriend_scheduler.errors import JobLocked
+from formafriend_scheduler.lock import Heartbeat, Owner, acquire, stuck_runs
+from formafriend_scheduler.store import Store, connect
+from formafriend_scheduler.store.locks import LockHolder
+
+TTL = timedelta(seconds=60)
+
+
+def owner(name: str) -> Owner:
+    return Owner(run_id=name, host="test-host", pid=1234)
+
+
+def test_acquire_refuses_a_held_job_and_says_who_holds_it(store: Store, clock: FrozenClock) -> None:
+    acquire(store.locks, "cleanup", owner("run-a"), clock, TTL)
+    with pytest.raises(JobLocked, match=r"run run-a on test-host \(pid 1234\) since"):
+        acquire(store.locks, "cleanup", owner("run-b"), clock, TTL)
+
+
+def test_acquire_reports_the_dead_holder_it_took_over(store: Store, clock: FrozenClock) -> None:
+    first, _ = acquire(store.locks, "cleanup", owner("run-a"), clock, TTL)
+    clock.advance(TTL + timedelta(seconds=1))
+    second, previous = acquire(store.locks, "cleanup", owner("run-b"), clock, TTL)
+    assert previous is not None and previous.run_id == "run-a"
+    assert second.token == first.token + 1
+
+
+def test_renewal_extends_the_lease(store: Store, clock: FrozenClock) -> None:
+    lease, _ = acquire(store.locks, "cleanup", owner("run-a"), clock, TTL)
+    clock.advance(timedelta(seconds=40))
+    assert lease.renew()
+    assert lease.expires_at == clock.now() + TTL
+    clock.advance(timedelta(seconds=40))  # past the first expiry, within the renewed one
+    assert lease.is_valid()
+
+
+def test_a_lease_taken_over_is_lost_at_the_next_renewal(store: Store, clock: FrozenClock) -> None:
+    lease, _ = acquire(store.locks, "cleanup", owner("run-a"), clock, TTL)
+    clock.advance(TTL)
+    acquire(store.locks, "cleanup", owner("run-b"), clock, TTL)
+
+    assert not lease.renew()
+    assert lease.lost
+    assert "taken over" in lease.lost_reason
+    assert not lease.release()  # the successor's lock is untouched
+    holder = store.locks.holder_of("cleanup")
+    assert holder is not None and holder.run_id == "run-b"
+
+
+def test_a_lease_not_renewed_in_time_is_invalid(store: Store, clock: FrozenClock) -> None:
+    lease, _ = acquire(store.locks, "cleanup", owner("run-a"), clock, TTL)
+    clock.advance(TTL)
+    assert not lease.is_valid()
+    assert "ran out" in lease.lost_reason
+
+
+def test_the_heartbeat_renews_every_third_of_the_ttl(store: Store) -> None:
+    short = timedelta(seconds=3)
+    lease, _ = acquire(store.locks, "cleanup", owner("run-a"), SystemClock(), short)
+    first_expiry = lease.expires_at
+    heartbeat = Heartbeat(lease)
+    heartbeat.start()
+    try:
+        deadline = time.monotonic() + 10
+        while lease.expires_at == first_expiry and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        heartbeat.stop()
+    holder = store.locks.holder_of("cleanup")
+    assert lease.expires_at > first_expiry
+    assert holder is not None and holder.expires_at > first_expiry
+
+
+def test_stuck_runs_are_running_records_without_a_live_lease(clock: FrozenClock) -> None:
+    now = clock.now()
+    live = LockHolder("cleanup", "run-live", "h", 1, 1, now, now + TTL)
+    expired = LockHolder("reminders", "run-dead", "h", 1, 1, now - TTL, now - timedelta(seconds=1))
+    running = [{"_id": "run-live"}, {"_id": "run-dead"}, {"_id": "run-orphan"}]
+    stuck = stuck_runs(running, [live, expired], now)
+    assert [record["_id"] for record in stuck] == ["run-dead", "run-orphan"]
+
+
+def _contend(settings: Settings, name: str, start: Any, results: Any) -> None:
+    store = connect(settings)
+    start.wait()
+    try:
+        acquire(store.locks, "cleanup", owner(name), SystemClock(), TTL)
+        results.put((name, True))
+    except JobLocked:
+        results.put((name, False))
+
+
+@pytest.mark.real_server_only
+def test_of_several_processes_acquiring_at_once_exactly_one_wins(settings: Settings) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    contenders = 6
+    start = spawn.Barrier(contenders)
+    results = spawn.Queue()
+    processes = [
+        spawn.Process(target=_contend, args=(settings, f"run-{i}", start, results))
+        for i in range(contenders)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    winners = [name for name, won in outcomes if won]
+    assert len(winners) == 1
+    holder = connect(settings).locks.holder_of("cleanup")
+    assert holder is not None and holder.run_id == winners[0]
