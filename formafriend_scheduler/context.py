@@ -30,6 +30,14 @@ class StopReason(Enum):
     MEMORY_LIMIT = "memory-limit"
 
 
+STOP_PRECEDENCE = {
+    StopReason.DURATION_LIMIT: 0,
+    StopReason.MEMORY_LIMIT: 0,
+    StopReason.LEASE_LOST: 1,
+    StopReason.SIGNAL: 2,
+}
+
+
 @dataclass(frozen=True)
 class JobOutcome:
     """What a job reports when it returns; the runner adds stop reasons."""
@@ -55,7 +63,7 @@ class JobContext:
     events: EventBus
     lease: Lease
     options: dict[str, Any]
-    record_progress: Callable[[dict[str, Any]], None]
+    record_progress: Callable[[dict[str, Any]], bool]
     on_progress: ProgressCallback | None = None
     stats: dict[str, int] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
@@ -75,7 +83,9 @@ class JobContext:
         return self.clock.monotonic() - self._started
 
     def request_stop(self, reason: StopReason, detail: str, signum: int | None = None) -> None:
-        if self.stop is None:  # the first reason is the one recorded
+        # The most pressing reason is the one recorded: an operator's signal,
+        # then a lost lease, then a limit.
+        if self.stop is None or STOP_PRECEDENCE[reason] > STOP_PRECEDENCE[self.stop.reason]:
             self.stop = StopRequest(reason, detail, signum)
             log.warning("%s: stopping after in-flight work (%s)", self.job_type, detail)
 
@@ -104,6 +114,6 @@ class JobContext:
         moment = time.monotonic()  # throttling only, not business time
         if moment - self._last_write >= PROGRESS_WRITE_INTERVAL or done >= total:
             self._last_write = moment
-            self.record_progress(
-                {"progress": {"done": done, "total": total, "updatedAt": self.clock.now()}}
-            )
+            fields = {"progress": {"done": done, "total": total, "updatedAt": self.clock.now()}}
+            if not self.record_progress(fields):
+                self.request_stop(StopReason.LEASE_LOST, "the job record was taken over")

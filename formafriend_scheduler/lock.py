@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,12 +100,25 @@ class Lease:
 
 
 class Heartbeat:
-    """Renews a lease every third of its TTL until stopped or lost."""
+    """Renews a lease every third of its TTL until stopped or lost.
 
-    def __init__(self, lease: Lease) -> None:
+    After a renewal that could not reach the database it tries again within a
+    second, so one slow attempt does not use up the rest of the lease.
+    """
+
+    RETRY_SECONDS = 1.0
+
+    def __init__(self, lease: Lease, wait: Callable[[float], bool] | None = None) -> None:
         self._lease = lease
         self._stop = threading.Event()
+        # `wait(seconds)` returns True when the heartbeat should stop; tests
+        # inject one to drive beats without real time passing.
+        self._wait = wait or self._stop.wait
         self._thread = threading.Thread(target=self._loop, name="lease-heartbeat", daemon=True)
+
+    @property
+    def interval(self) -> float:
+        return self._lease.ttl.total_seconds() / 3
 
     def start(self) -> None:
         self._thread.start()
@@ -115,13 +129,16 @@ class Heartbeat:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        interval = self._lease.ttl.total_seconds() / 3
-        while not self._stop.wait(interval):
+        delay = self.interval
+        while not self._wait(delay):
+            renewed_until = self._lease.expires_at
             try:
                 if not self._lease.renew():
                     return
             except Exception:  # keep beating; is_valid() stops the run at expiry
                 log.exception("lease heartbeat failed")
+            extended = self._lease.expires_at != renewed_until
+            delay = self.interval if extended else min(self.interval, self.RETRY_SECONDS)
 
 
 def acquire(

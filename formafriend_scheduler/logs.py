@@ -15,6 +15,9 @@ LogFormat = Literal["auto", "text", "json"]
 ROOT = "formafriend_scheduler"
 
 
+_TRACEBACKS = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
     """Renders each record's message once, with secrets masked."""
 
@@ -25,6 +28,11 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self._redact(record.getMessage())
         record.args = None
+        if record.exc_info:
+            # Tracebacks quote arguments and messages: render and mask them here,
+            # so no formatter ever prints the raw exception.
+            record.exc_text = self._redact(_TRACEBACKS.formatException(record.exc_info))
+            record.exc_info = None
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             record.fields = json.loads(self._redact(json.dumps(fields, default=str)))
@@ -42,8 +50,8 @@ class JsonLinesFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update(fields)
-        if record.exc_info:
-            line["traceback"] = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["traceback"] = record.exc_text
         return json.dumps(line, default=str, ensure_ascii=False)
 
 

@@ -25,6 +25,7 @@ from formafriend_scheduler.errors import (
     DatabaseUnavailable,
     ExitCode,
     LeaseLost,
+    SchedulerError,
 )
 from formafriend_scheduler.hooks import events as ev
 from formafriend_scheduler.hooks.events import Event, EventBus
@@ -134,14 +135,41 @@ class Runner:
                 f"release (owner {previous.host} pid {previous.pid} presumed dead); "
                 f"taken over by {run_id}"
             )
-            if self._store.jobs.mark_abandoned(previous.run_id, self._clock.now(), reason):
-                log.warning("marked run %s abandoned: %s", previous.run_id, reason)
+            try:
+                if self._store.jobs.mark_abandoned(previous.run_id, self._clock.now(), reason):
+                    log.warning("marked run %s abandoned: %s", previous.run_id, reason)
+            except BaseException:
+                self._release_quietly(lease)
+                raise
         return lease
 
     # -- the run ------------------------------------------------------------
 
     def run(self, job: Job, options: dict[str, Any] | None = None) -> RunResult:
-        options = dict(options or {})
+        """Run `job` once; raises JobLocked, ClockSkew or DatabaseUnavailable
+        when it cannot start, otherwise reports the outcome in the RunResult."""
+        contexts: list[JobContext] = []
+
+        def on_signal(signum: int) -> None:
+            for ctx in contexts:
+                ctx.request_stop(
+                    StopReason.SIGNAL, f"received {signal.Signals(signum).name}", signum
+                )
+
+        # Handlers from before the lease is taken until after it is released,
+        # so a signal at any point still ends with a record and a release.
+        shutdown = GracefulShutdown(on_signal, self._settings.shutdown_grace_seconds)
+        with shutdown:
+            return self._run(job, dict(options or {}), shutdown, on_signal, contexts)
+
+    def _run(
+        self,
+        job: Job,
+        options: dict[str, Any],
+        shutdown: GracefulShutdown,
+        on_signal: Callable[[int], None],
+        contexts: list[JobContext],
+    ) -> RunResult:
         started_at = self._clock.now()
         run_id = new_run_id(job.job_type, started_at)
 
@@ -158,23 +186,27 @@ class Runner:
             raise
 
         ctx = self._context(run_id, job.job_type, lease, options)
+        contexts.append(ctx)
+        if shutdown.received is not None:  # a signal arrived while starting
+            on_signal(shutdown.received)
         recorded = RecordedEvents()
         self._events.add_sink(recorded)
         try:
             self._events.emit(ev.JOB_STARTED, jobId=run_id, type=job.job_type)
-            outcome, error, peak = self._execute(job, ctx)
+            outcome, error, peak = self._execute(job, ctx, shutdown)
+            self._confirm_lease(ctx)
             result = self._conclude(ctx, outcome, error, peak)
         finally:
             self._events.remove_sink(recorded)
         result.events = recorded.items
-        self._finish(
+        written = self._finish(
             lease,
             {
                 "status": result.status,
                 "finishedAt": self._clock.now(),
                 "durationMs": round(result.duration_seconds * 1000),
                 "stats": result.stats,
-                "errors": ctx.error_samples,
+                "errors": [self._redact(sample) for sample in ctx.error_samples],
                 "error": result.error,
                 "message": result.message,
                 "exitCode": result.exit_code,
@@ -182,18 +214,31 @@ class Runner:
                 "events": result.events,
             },
         )
+        if not written and result.exit_code != ExitCode.TEMPFAIL:
+            # Superseded after the job returned: another run owns the job now.
+            result.status, result.exit_code = "interrupted", ExitCode.TEMPFAIL
+            result.message = "superseded: another run took over the job before it finished"
         return result
+
+    def _confirm_lease(self, ctx: JobContext) -> None:
+        """A run may only report what it did while it still held the lease."""
+        if not ctx.lease.lost:
+            ctx.lease.renew()
+        if ctx.lease.lost:
+            ctx.request_stop(StopReason.LEASE_LOST, ctx.lease.lost_reason)
 
     def _context(
         self, run_id: str, job_type: str, lease: Lease, options: dict[str, Any]
     ) -> JobContext:
-        def record_progress(fields: dict[str, Any]) -> None:
+        def record_progress(fields: dict[str, Any]) -> bool:
+            """False only when the record is no longer this run's to write."""
             try:
-                self._store.jobs.update_running(
+                return self._store.jobs.update_running(
                     run_id, lease.token, {**fields, "stats": dict(ctx.stats)}
                 )
             except DatabaseUnavailable as error:
                 log.warning("could not record progress: %s", error)
+                return True
 
         ctx = JobContext(
             run_id=run_id,
@@ -209,22 +254,18 @@ class Runner:
         )
         return ctx
 
-    def _execute(self, job: Job, ctx: JobContext) -> tuple[JobOutcome, BaseException | None, int]:
-        """Run the job with heartbeat, memory watch and signal handling around it."""
+    def _execute(
+        self, job: Job, ctx: JobContext, shutdown: GracefulShutdown
+    ) -> tuple[JobOutcome, BaseException | None, int]:
+        """Run the job with heartbeat and memory watch around it."""
         sampler = MemorySampler(on_sample=self._memory_watch(ctx))
         heartbeat = Heartbeat(ctx.lease)
-        shutdown = GracefulShutdown(
-            lambda signum: ctx.request_stop(
-                StopReason.SIGNAL, f"received {signal.Signals(signum).name}", signum
-            ),
-            self._settings.shutdown_grace_seconds,
-        )
         outcome = JobOutcome()
         error: BaseException | None = None
         sampler.start()
         heartbeat.start()
         try:
-            with shutdown:
+            with shutdown.work():
                 outcome = job.run(ctx)
         except Interrupted as interrupted:
             ctx.request_stop(StopReason.SIGNAL, "interrupted in flight", interrupted.signum)
@@ -289,8 +330,9 @@ class Runner:
     @staticmethod
     def _release_quietly(lease: Lease) -> None:
         try:
-            lease.release()
-        except DatabaseUnavailable as error:
+            if not lease.release() and not lease.lost:
+                log.warning("lease of %s was no longer ours at release", lease.job_type)
+        except SchedulerError as error:
             log.error("could not release the %s lease: %s", lease.job_type, error)
 
     def _memory_watch(self, ctx: JobContext) -> Callable[[int], None]:
@@ -362,18 +404,22 @@ class Runner:
         if status in ("success", "partial"):
             self._events.emit(ev.completed_event_of(job_type), jobId=run_id, stats=stats)
 
-    def _finish(self, lease: Lease, fields: dict[str, Any]) -> None:
+    def _finish(self, lease: Lease, fields: dict[str, Any]) -> bool:
+        """Write the outcome and release the lease; False when superseded."""
         # A run that lost its lease may find its record already marked abandoned
         # by its successor; it still owns that record and gives the true reason.
         from_statuses = ["running", "abandoned"] if lease.lost else ["running"]
+        written = True
         try:
             written = self._store.jobs.finish(
                 lease.owner.run_id, lease.token, fields, from_statuses
             )
             if not written:
                 log.warning("job record %s was not updated (superseded)", lease.owner.run_id)
-            if not lease.lost and not lease.release():
-                log.warning("lease of %s was no longer ours at release", lease.job_type)
-        except DatabaseUnavailable as error:
+        except SchedulerError as error:
             # The lease expires by itself; the next run marks this record abandoned.
             log.error("could not record the outcome (%s): %s", fields["status"], error)
+        # Always try: the release filters on our token, so it cannot free a
+        # successor's lease, and it saves the next run a wait for expiry.
+        self._release_quietly(lease)
+        return written

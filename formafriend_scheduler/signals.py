@@ -1,17 +1,20 @@
 """Graceful shutdown on SIGTERM/SIGINT.
 
-The first signal asks the run to stop starting new work; in-flight work gets
+The handlers cover the whole run, from taking the lease to releasing it. The
+first signal asks the run to stop starting new work; in-flight work gets
 `grace_seconds` to finish. A second signal, or the end of the grace period,
-interrupts the in-flight work at once.
+interrupts the in-flight work at once (only while job work runs: the run's
+own bookkeeping, such as writing its outcome and releasing its lease, is
+never cut short).
 """
 
 from __future__ import annotations
 
-import _thread
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -37,8 +40,9 @@ class GracefulShutdown:
         self._on_first_signal = on_first_signal
         self._grace_seconds = grace_seconds
         self._previous: dict[int, Any] = {}
-        self.received: int | None = None
+        self._working = False
         self._done = threading.Event()
+        self.received: int | None = None
 
     def __enter__(self) -> GracefulShutdown:
         if threading.current_thread() is threading.main_thread():
@@ -56,6 +60,15 @@ class GracefulShutdown:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
+    @contextmanager
+    def work(self) -> Iterator[None]:
+        """The span in which a second signal or the grace period interrupts."""
+        self._working = True
+        try:
+            yield
+        finally:
+            self._working = False
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received = signum
@@ -67,10 +80,15 @@ class GracefulShutdown:
             self._on_first_signal(signum)
             threading.Thread(target=self._grace_timer, name="grace-timer", daemon=True).start()
             return
-        raise Interrupted(self.received)
+        if self._working:
+            raise Interrupted(self.received)
 
     def _grace_timer(self) -> None:
-        if not self._done.wait(self._grace_seconds):
-            log.error("grace period over: interrupting in-flight work")
-            # Delivers a signal to the main thread, whose handler then raises.
-            _thread.interrupt_main(signal.Signals(self.received or signal.SIGTERM))
+        if self._done.wait(self._grace_seconds) or not self._working:
+            return
+        log.error("grace period over: interrupting in-flight work")
+        # A real signal to the main thread interrupts a blocking call (socket
+        # read, sleep); its handler then raises Interrupted there.
+        main = threading.main_thread().ident
+        if main is not None:
+            signal.pthread_kill(main, self.received or signal.SIGTERM)

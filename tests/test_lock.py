@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from formafriend_scheduler.clock import FrozenClock, SystemClock
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.errors import JobLocked
+from formafriend_scheduler.errors import DatabaseUnavailable, JobLocked
 from formafriend_scheduler.lock import Heartbeat, Owner, acquire, stuck_runs
 from formafriend_scheduler.store import Store, connect
 from formafriend_scheduler.store.locks import LockHolder
@@ -66,21 +65,53 @@ def test_a_lease_not_renewed_in_time_is_invalid(store: Store, clock: FrozenClock
     assert "ran out" in lease.lost_reason
 
 
-def test_the_heartbeat_renews_every_third_of_the_ttl(store: Store) -> None:
-    short = timedelta(seconds=3)
-    lease, _ = acquire(store.locks, "cleanup", owner("run-a"), SystemClock(), short)
-    first_expiry = lease.expires_at
-    heartbeat = Heartbeat(lease)
+def test_the_heartbeat_renews_every_third_of_the_ttl(store: Store, clock: FrozenClock) -> None:
+    lease, _ = acquire(store.locks, "cleanup", owner("run-a"), clock, TTL)
+    waits: list[float] = []
+    expiries = []
+
+    def one_beat_per_wait(seconds: float) -> bool:
+        # Given time passes by each requested wait, stop after three beats.
+        waits.append(seconds)
+        clock.advance(timedelta(seconds=seconds))
+        expiries.append(lease.expires_at)
+        return len(waits) > 3
+
+    heartbeat = Heartbeat(lease, wait=one_beat_per_wait)
     heartbeat.start()
-    try:
-        deadline = time.monotonic() + 10
-        while lease.expires_at == first_expiry and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        heartbeat.stop()
+    heartbeat.stop()
+
+    assert waits == [20.0, 20.0, 20.0, 20.0]  # TTL 60 s / 3
     holder = store.locks.holder_of("cleanup")
-    assert lease.expires_at > first_expiry
-    assert holder is not None and holder.expires_at > first_expiry
+    assert holder is not None and holder.expires_at == clock.now() - timedelta(seconds=20) + TTL
+    assert lease.is_valid()
+
+
+def test_after_a_failed_renewal_the_heartbeat_retries_within_a_second(
+    store: Store, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lease, _ = acquire(store.locks, "cleanup", owner("run-a"), clock, TTL)
+    outage = {"on": True}
+    real_renew = type(store.locks).renew
+
+    def flaky_renew(self: Any, *args: Any) -> bool:
+        if outage["on"]:
+            outage["on"] = False
+            raise DatabaseUnavailable("MongoDB unreachable after 5 attempt(s)")
+        return real_renew(self, *args)
+
+    monkeypatch.setattr(type(store.locks), "renew", flaky_renew)
+    waits: list[float] = []
+
+    def record(seconds: float) -> bool:
+        waits.append(seconds)
+        clock.advance(timedelta(seconds=seconds))
+        return len(waits) > 2
+
+    heartbeat = Heartbeat(lease, wait=record)
+    heartbeat.start()
+    heartbeat.stop()
+    assert waits == [20.0, 1.0, 20.0]
 
 
 def test_stuck_runs_are_running_records_without_a_live_lease(clock: FrozenClock) -> None:

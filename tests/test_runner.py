@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from formafriend_scheduler.context import JobContext, JobOutcome
 from formafriend_scheduler.errors import ClockSkew, DatabaseUnavailable, ExitCode, JobLocked
 from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.lock import Owner, acquire
+from formafriend_scheduler.logs import configure_logging
+from formafriend_scheduler.redact import Redactor
 from formafriend_scheduler.runner import Runner
 from formafriend_scheduler.store import Store, connect
 from tests.conftest import make_settings
@@ -290,3 +293,90 @@ def test_after_a_holder_is_killed_the_next_run_takes_over_and_marks_it_abandoned
     assert dead is not None
     assert dead["status"] == "abandoned"
     assert "expired" in dead["error"]["message"] and result.run_id in dead["error"]["message"]
+
+
+def test_a_lease_lost_after_the_last_step_still_ends_interrupted(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    def successor_takes_over_during_the_last_step(ctx: JobContext, step: int) -> None:
+        if step == 2:
+            clock.advance(timedelta(seconds=settings.lock_ttl_seconds + 1))
+            acquire(store.locks, "test-job", Owner("successor", "h", 1), clock, ctx.lease.ttl)
+            store.jobs.mark_abandoned(ctx.run_id, clock.now(), "taken over")
+
+    job = SteppedJob(steps=3, action=successor_takes_over_during_the_last_step)
+    result = runner(settings, store, clock, check_clock_skew=False).run(job)
+
+    assert job.done == 3
+    assert (result.status, result.exit_code) == ("interrupted", ExitCode.TEMPFAIL)
+    holder = store.locks.holder_of("test-job")
+    assert holder is not None and holder.run_id == "successor"  # untouched by the release
+
+
+def test_a_signal_outranks_a_limit_for_the_exit_code(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    def limit_then_sigterm(ctx: JobContext, step: int) -> None:
+        clock.advance(timedelta(hours=settings.max_job_duration_hours))
+        ctx.lease.renew()
+        ctx.should_stop()  # the duration limit is noted first
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    result = runner(settings, store, clock, check_clock_skew=False).run(
+        SteppedJob(action=limit_then_sigterm)
+    )
+    assert (result.status, result.exit_code) == ("interrupted", ExitCode.SIGTERM)
+
+
+@pytest.mark.timeout(30)
+def test_the_grace_period_interrupts_a_blocking_call(mongodb_uri: str, clock: FrozenClock) -> None:
+    settings = make_settings(mongodb_uri, shutdown_grace_seconds=0.2)
+
+    def blocked(ctx: JobContext, step: int) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(600)  # one blocking call, as a hung socket read would be
+
+    result = runner(settings, connect(settings), clock).run(SteppedJob(action=blocked))
+    assert (result.status, result.exit_code) == ("interrupted", ExitCode.SIGTERM)
+
+
+def test_a_signal_while_the_outcome_is_written_still_releases_the_lease(
+    settings: Settings, store: Store, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_finish = type(store.jobs).finish
+
+    def finish_then_signal(self: Any, *args: Any) -> bool:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # even a second one
+        return real_finish(self, *args)
+
+    monkeypatch.setattr(type(store.jobs), "finish", finish_then_signal)
+    result = runner(settings, store, clock).run(SteppedJob())
+
+    assert result.status == "success"  # the work was done before the signal
+    record = store.jobs.get(result.run_id)
+    assert record is not None and record["status"] == "success"
+    assert store.locks.holder_of("test-job") is None
+
+
+def test_tracebacks_in_debug_logs_are_redacted(
+    mongodb_uri: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(mongodb_uri, smtp_url="smtp://mailer:Tr4ceSecret@smtp.example.org")
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging(
+        level="DEBUG", log_format="json", verbose=True, redactor=Redactor(settings.secret_values())
+    )
+
+    def explode(ctx: JobContext, step: int) -> None:
+        ctx.note_error("contact x: login with Tr4ceSecret refused")
+        raise RuntimeError("auth failed for smtp://mailer:Tr4ceSecret@smtp.example.org")
+
+    result = runner(settings, connect(settings), clock).run(SteppedJob(action=explode))
+
+    logged = stream.getvalue()
+    assert '"traceback"' in logged  # the debug line with the traceback was written
+    assert "Tr4ceSecret" not in logged
+    record = connect(settings).jobs.get(result.run_id)
+    assert record is not None and "Tr4ceSecret" not in repr(record)

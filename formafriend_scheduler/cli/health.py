@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Annotated
 
 import typer
 
-from formafriend_scheduler.errors import ConfigError, HealthCode
+from formafriend_scheduler.errors import HealthCode
 from formafriend_scheduler.jobs.health import run_health_check
 
 from . import output
-from .state import handle_errors, state_of
+from .state import state_of
 
 
-@handle_errors
 def health_check(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -26,15 +26,18 @@ def health_check(
     state = state_of(ctx)
     try:
         settings = state.settings
-    except ConfigError as error:  # a monitor must see UNKNOWN, not a usage error
-        output.stderr.print(f"UNKNOWN: {error}", markup=False)
+        # One attempt: a monitoring probe reports an outage, it does not wait it out.
+        store = state.store(retry_attempts=1)
+        try:
+            report = run_health_check(settings, store, state.clock, events=state.events())
+        finally:
+            store.close()
+    except Exception as error:  # a monitor must see UNKNOWN, never a usage or crash code
+        if state.debug:
+            output.stderr.print(state.redactor(traceback.format_exc()), markup=False)
+        message = state.redactor(str(error)).replace("\n", " ")
+        output.stdout.print(f"UNKNOWN: {message}", markup=False)
         raise typer.Exit(HealthCode.UNKNOWN) from None
-    # One attempt: a monitoring probe reports an outage, it does not wait it out.
-    store = state.store(retry_attempts=1)
-    try:
-        report = run_health_check(settings, store, state.clock)
-    finally:
-        store.close()
     if as_json:
         output.print_json(report.as_dict())
     elif not state.quiet(as_json) or report.code is not HealthCode.OK:

@@ -17,7 +17,8 @@ import psutil
 
 from formafriend_scheduler.clock import Clock, to_utc
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.errors import DatabaseUnavailable, HealthCode, SchedulerError
+from formafriend_scheduler.errors import HealthCode, SchedulerError
+from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED, EventBus
 from formafriend_scheduler.lock import stuck_runs
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.indexes import ALL_INDEXES
@@ -88,7 +89,7 @@ class HealthReport:
 def check_mongodb(store: Store) -> Check:
     try:
         latency = store.ping()
-    except DatabaseUnavailable as error:
+    except SchedulerError as error:  # unreachable, refused login, bad URI...
         return Check("mongodb", HealthCode.CRITICAL, str(error))
     code = HealthCode.WARNING if latency >= SLOW_PING_MS else HealthCode.OK
     return Check(
@@ -198,6 +199,7 @@ def run_health_check(
     store: Store,
     clock: Clock,
     read_memory: Callable[[], Any] = psutil.virtual_memory,
+    events: EventBus | None = None,
 ) -> HealthReport:
     started = clock.monotonic()
     now = clock.now()
@@ -222,4 +224,11 @@ def run_health_check(
             store.health.insert(report.as_dict())
         except SchedulerError as error:
             log.warning("could not record the health check: %s", error)
+    if events is not None and report.code is not HealthCode.OK:
+        alerts = [
+            {"type": check.name, "severity": check.code.name.lower(), "message": check.summary}
+            for check in checks
+            if check.code is not HealthCode.OK
+        ]
+        events.emit(ALERTS_TRIGGERED, alerts=alerts, healthData=report.as_dict())
     return report

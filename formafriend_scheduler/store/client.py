@@ -15,9 +15,12 @@ from urllib.parse import urlsplit
 import mongomock
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import ConfigurationError
 
 from formafriend_scheduler.clock import to_utc
 from formafriend_scheduler.config import Settings
+from formafriend_scheduler.errors import ConfigError
+from formafriend_scheduler.redact import Redactor
 from formafriend_scheduler.store.base import Document
 from formafriend_scheduler.store.contacts import ContactRepository
 from formafriend_scheduler.store.indexes import IndexManager
@@ -55,6 +58,13 @@ class ClientProvider:
             if name not in _IN_PROCESS_SERVERS:
                 _IN_PROCESS_SERVERS[name] = mongomock.MongoClient(tz_aware=True)
             return _IN_PROCESS_SERVERS[name]
+        try:
+            return self._client_for_uri()
+        except (ConfigurationError, ValueError) as error:  # InvalidURI; a bad port
+            # Parsed only now (mongodb+srv needs DNS), so reported as bad config.
+            raise ConfigError([f"MONGODB_URI: {Redactor()(str(error))}"]) from None
+
+    def _client_for_uri(self) -> Any:
         return MongoClient(
             self._uri,
             tz_aware=True,

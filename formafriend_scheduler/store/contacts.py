@@ -11,11 +11,15 @@ PERMANENT_BOUNCE_COUNT = 5  # from this many bounces on, a contact is not mailed
 
 
 def temporary_bounce_to_reset(cutoff: datetime) -> Document:
-    """Soft-bounced contacts whose last bounce is older than `cutoff`."""
+    """Soft-bounced contacts whose last bounce is older than `cutoff`; without
+    `lastBounceAt`, the last change to the contact (`updatedAt`) stands in."""
     return {
         "emailStatus": "bounced_temporary",
         "bounceCount": {"$gt": 0, "$lt": PERMANENT_BOUNCE_COUNT},
-        "lastBounceAt": {"$lt": cutoff},
+        "$or": [
+            {"lastBounceAt": {"$lt": cutoff}},
+            {"lastBounceAt": {"$exists": False}, "updatedAt": {"$lt": cutoff}},
+        ],
     }
 
 

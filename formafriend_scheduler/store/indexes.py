@@ -15,7 +15,7 @@ from pymongo.database import Database
 from formafriend_scheduler.store.base import Document
 from formafriend_scheduler.store.retry import RetryPolicy, transient
 
-Keys = tuple[tuple[str, int], ...]
+Keys = tuple[tuple[str, int | str], ...]  # str: "text", "hashed", "2dsphere"
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,15 @@ class IndexState:
     created: bool = False
 
 
+def _direction(value: Any) -> int | str:
+    # Servers report 1 as 1, 1.0 or 1 (Int64); special indexes by name.
+    return int(value) if isinstance(value, int | float) else str(value)
+
+
 def _key_patterns(db: Database[Document], collection: str) -> dict[Keys, dict[str, Any]]:
     info = db[collection].index_information()
     return {
-        tuple((str(field), int(direction)) for field, direction in details["key"]): details
+        tuple((str(field), _direction(value)) for field, value in details["key"]): details
         for details in info.values()
     }
 

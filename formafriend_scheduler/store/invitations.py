@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from formafriend_scheduler.store.base import Document, Repository
 from formafriend_scheduler.store.retry import transient
 
 # Statuses an invitation never leaves by expiry: answered, withdrawn, or done.
 NOT_EXPIRABLE = ("submitted", "cancelled", "expired")
+# The app's default lifetime, which a document without `expiresAt` has.
+APP_DEFAULT_LIFETIME = timedelta(days=60)
+
+
+def expires_before(moment: datetime) -> Document:
+    """`expiresAt` before `moment`; without `expiresAt`, creation + 60 days (the
+    app's default, from `createdAt` or else `tracking.createdAt`)."""
+    created_before = moment - APP_DEFAULT_LIFETIME
+    return {
+        "$or": [
+            {"expiresAt": {"$lt": moment}},
+            {"expiresAt": {"$exists": False}, "createdAt": {"$lt": created_before}},
+            {
+                "expiresAt": {"$exists": False},
+                "createdAt": {"$exists": False},
+                "tracking.createdAt": {"$lt": created_before},
+            },
+        ]
+    }
 
 
 def past_expiry(now: datetime) -> Document:
-    """Invitations whose `expiresAt` has passed and that can still be marked expired.
+    """Invitations past their expiry that can still be marked expired.
 
     A missing status means the app's default (`queued`), so it is expirable.
     """
-    return {"expiresAt": {"$lt": now}, "status": {"$nin": list(NOT_EXPIRABLE)}}
+    return {"status": {"$nin": list(NOT_EXPIRABLE)}, **expires_before(now)}
 
 
 def expired_before(cutoff: datetime) -> Document:
-    return {"status": "expired", "expiresAt": {"$lt": cutoff}}
+    return {"status": "expired", **expires_before(cutoff)}
 
 
 class InvitationRepository(Repository):

@@ -84,7 +84,8 @@ def test_health_check_with_invalid_configuration_is_unknown(
     monkeypatch.setenv("SCHEDULER_BATCH_SIZE", "0")
     result = cli.invoke(app, ["health-check"])
     assert result.exit_code == 3
-    assert "SCHEDULER_BATCH_SIZE" in result.stderr
+    assert result.stdout.startswith("UNKNOWN: invalid configuration")
+    assert "SCHEDULER_BATCH_SIZE" in result.stdout
 
 
 def test_config_show_masks_secrets(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,22 +184,38 @@ def test_cleanup_while_another_run_holds_the_lock_exits_75_naming_it(
 def test_no_secret_reaches_logs_output_or_job_records(
     cli: CliRunner, env_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SMTP_URL", "smtp://mailer:Sup3rSecretPw@smtp.example.org:587")
-    result = cli.invoke(app, ["--debug", "--log-format", "json", "cleanup", "--json"])
-    health = cli.invoke(app, ["--debug", "health-check", "--json"])
-    shown = cli.invoke(app, ["--debug", "config", "show"])
-    assert result.exit_code == 0
+    secret = "Sup3rSecretPw"
+    monkeypatch.setenv("SMTP_URL", f"smtp://mailer:{secret}@smtp.example.org:587")
+    ok_runs = [
+        cli.invoke(app, ["--debug", "--log-format", fmt, *command])
+        for fmt in ("json", "text")
+        for command in (["cleanup", "--json"], ["health-check", "--json"], ["config", "show"])
+    ]
+    # A failing run, with the password in the URI the error is about.
+    monkeypatch.setenv("MONGODB_URI", f"mongodb://app:{secret}@127.0.0.1:9/faf")
+    monkeypatch.setenv("SCHEDULER_MONGODB_TIMEOUT_SECONDS", "0.2")
+    failing = [
+        cli.invoke(app, ["--debug", "--log-format", fmt, command])
+        for fmt in ("json", "text")
+        for command in ("cleanup", "status", "health-check")
+    ]
+    assert [r.exit_code for r in failing] == [75, 75, 2] * 2
     store = connect(load_settings(mongodb_uri=env_database))
     records = list(store.db["scheduler_jobs"].find()) + list(store.db["scheduler_health"].find())
-    for text in (
-        result.stdout,
-        result.stderr,
-        health.stdout,
-        health.stderr,
-        shown.stdout,
-        repr(records),
-    ):
-        assert "Sup3rSecretPw" not in text
+    assert records
+    for result in ok_runs + failing:
+        assert secret not in result.stdout + result.stderr
+    assert secret not in repr(records)
+
+
+def test_a_malformed_mongodb_uri_is_a_configuration_error(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONGODB_URI", "mongodb://app:p@ss@db.example.org/faf")
+    result = cli.invoke(app, ["cleanup"])
+    assert result.exit_code == 2
+    assert "MONGODB_URI" in result.stderr
+    assert "p@ss" not in result.stderr
 
 
 def test_status_json_has_the_seed_keys(cli: CliRunner, env_database: str) -> None:

@@ -23,18 +23,26 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on (port 0 picks a free one)")
 	dataDir := flag.String("data", "", "directory for the SQLite files (required)")
+	postgresURL := flag.String("postgresql-url", "", "use the PostgreSQL handler with this URL instead of SQLite (benchmarks)")
+	durable := flag.Bool("durable", false, "fsync every commit (SQLite synchronous=FULL); off by default: test data is throwaway")
 	flag.Parse()
-	if *dataDir == "" {
-		log.Fatal("-data is required")
+	if *dataDir == "" && *postgresURL == "" {
+		log.Fatal("-data (SQLite) or -postgresql-url is required")
 	}
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	f, err := ferretdb.New(&ferretdb.Config{
+	config := &ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + *dataDir + "/",
-	})
+		SQLiteURL: sqliteURL(*dataDir, *durable),
+	}
+	if *postgresURL != "" {
+		config.Handler = "postgresql"
+		config.PostgreSQLURL = *postgresURL
+		config.SQLiteURL = ""
+	}
+	f, err := ferretdb.New(config)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -51,4 +59,15 @@ func main() {
 	if err := <-done; err != nil {
 		log.Fatal(err)
 	}
+}
+
+// sqliteURL names the data directory. Unless durable, commits skip fsync:
+// FerretDB writes each updated document in its own transaction, and with an
+// fsync per commit a test server manages only a few dozen updates a second.
+func sqliteURL(dir string, durable bool) string {
+	u := "file:" + dir + "/"
+	if !durable {
+		u += "?_pragma=synchronous(off)"
+	}
+	return u
 }

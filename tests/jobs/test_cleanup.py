@@ -290,3 +290,46 @@ def test_sigterm_mid_cleanup_records_interrupted_and_a_rerun_completes(
     assert rerun.status == "success"
     assert rerun.stats["expiredInvitations"] == 4
     assert set(statuses(store).values()) == {"expired"}
+
+
+def test_an_invitation_without_expires_at_expires_60_days_after_creation(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    add_invitations(
+        store,
+        now,
+        {
+            "old@x.org": {"status": "sent", "expiresAt": None, "createdAt": now - 61 * DAY},
+            "young@x.org": {"status": "sent", "expiresAt": None, "createdAt": now - 59 * DAY},
+            "tracked@x.org": {
+                "status": "sent",
+                "expiresAt": None,
+                "tracking": {"createdAt": now - 61 * DAY},
+            },
+        },
+    )
+    result = run_cleanup(settings, store, clock)
+    assert result.stats["expiredInvitations"] == 2
+    assert statuses(store) == {
+        "old@x.org": "expired",
+        "young@x.org": "sent",
+        "tracked@x.org": "expired",
+    }
+
+
+def test_a_soft_bounce_without_a_bounce_date_uses_the_last_update(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    owner = factories.user()["_id"]
+    soft = {"emailStatus": "bounced_temporary", "bounceCount": 1}
+    store.db["contacts"].insert_many(
+        [
+            factories.contact(owner, "stale@x.org", updatedAt=clock.now() - 40 * DAY, **soft),
+            factories.contact(owner, "fresh@x.org", updatedAt=clock.now() - DAY, **soft),
+        ]
+    )
+    result = run_cleanup(settings, store, clock)
+    assert result.stats["resetTemporaryBounces"] == 1
+    stale = store.db["contacts"].find_one({"email": "stale@x.org"})
+    assert stale is not None and stale["emailStatus"] == "active"

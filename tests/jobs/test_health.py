@@ -6,9 +6,12 @@ from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.config import Settings, load_settings
-from formafriend_scheduler.errors import HealthCode
+from formafriend_scheduler.errors import HealthCode, StoreError
+from formafriend_scheduler.hooks.events import Event, EventBus
 from formafriend_scheduler.jobs.health import HealthReport, run_health_check
 from formafriend_scheduler.store import Store, connect
 
@@ -179,3 +182,58 @@ def test_an_unreachable_database_is_critical_and_the_rest_unknown(clock: FrozenC
     assert check(report, "mongodb").code is HealthCode.CRITICAL
     assert {c.code for c in report.checks[1:-1]} == {HealthCode.UNKNOWN}
     assert report.code is HealthCode.CRITICAL
+
+
+def test_a_refused_login_is_critical_not_a_crash(
+    settings: Settings, store: Store, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: Store) -> float:
+        raise StoreError("OperationFailure: Authentication failed.")
+
+    monkeypatch.setattr(Store, "ping", refuse)
+    report = run_health_check(settings, store, clock, memory(40))
+    assert check(report, "mongodb").code is HealthCode.CRITICAL
+    assert "Authentication failed" in check(report, "mongodb").summary
+
+
+def test_a_degraded_report_emits_alerts_triggered(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    emitted: list[Event] = []
+
+    class Collect:
+        def handle(self, event: Event) -> None:
+            emitted.append(event)
+
+    bus = EventBus(clock, [Collect()])
+    run_health_check(settings, store, clock, memory(40), events=bus)  # indexes missing
+
+    assert [event.name for event in emitted] == ["alerts-triggered"]
+    payload = emitted[0].payload
+    assert payload["alerts"] == [
+        {
+            "type": "indexes",
+            "severity": "warning",
+            "message": check_summary(payload, "indexes"),
+        }
+    ]
+    assert payload["healthData"]["status"] == "degraded"
+
+
+def check_summary(payload: dict[str, Any], name: str) -> str:
+    return str(next(c["summary"] for c in payload["healthData"]["checks"] if c["name"] == name))
+
+
+def test_a_healthy_report_emits_nothing(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    emitted: list[Event] = []
+
+    class Collect:
+        def handle(self, event: Event) -> None:
+            emitted.append(event)
+
+    run_health_check(
+        settings, healthy_store(store), clock, memory(40), EventBus(clock, [Collect()])
+    )
+    assert emitted == []
