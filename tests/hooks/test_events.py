@@ -6,14 +6,7 @@ from datetime import UTC, datetime
 
 from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.hooks.events import Event, EventBus, completed_event_of
-
-
-class Collecting:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def handle(self, event: Event) -> None:
-        self.events.append(event)
+from tests.sinks import CollectingSink
 
 
 class Broken:
@@ -23,7 +16,7 @@ class Broken:
 
 def test_each_sink_receives_the_event_even_after_a_failing_one() -> None:
     clock = FrozenClock(datetime(2027, 1, 5, 17, 0, tzinfo=UTC))
-    collecting = Collecting()
+    collecting = CollectingSink()
     bus = EventBus(clock, [Broken(), collecting])
 
     event = bus.emit("job-started", jobId="cleanup-1", type="cleanup")
@@ -38,7 +31,7 @@ def test_each_sink_receives_the_event_even_after_a_failing_one() -> None:
 
 
 def test_a_removed_sink_no_longer_receives_events() -> None:
-    collecting = Collecting()
+    collecting = CollectingSink()
     bus = EventBus(FrozenClock(datetime(2027, 1, 1, tzinfo=UTC)), [])
     bus.add_sink(collecting)
     bus.remove_sink(collecting)

@@ -11,9 +11,10 @@ import pytest
 from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.config import Settings, load_settings
 from formafriend_scheduler.errors import HealthCode, StoreError
-from formafriend_scheduler.hooks.events import Event, EventBus
+from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.jobs.health import HealthReport, run_health_check
 from formafriend_scheduler.store import Store, connect
+from tests.sinks import CollectingSink
 
 GiB = 1024**3
 
@@ -199,17 +200,11 @@ def test_a_refused_login_is_critical_not_a_crash(
 def test_a_degraded_report_emits_alerts_triggered(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> None:
-    emitted: list[Event] = []
+    sink = CollectingSink()
+    run_health_check(settings, store, clock, memory(40), events=EventBus(clock, [sink]))
 
-    class Collect:
-        def handle(self, event: Event) -> None:
-            emitted.append(event)
-
-    bus = EventBus(clock, [Collect()])
-    run_health_check(settings, store, clock, memory(40), events=bus)  # indexes missing
-
-    assert [event.name for event in emitted] == ["alerts-triggered"]
-    payload = emitted[0].payload
+    assert sink.names == ["alerts-triggered"]  # the indexes are missing
+    payload = sink.events[0].payload
     assert payload["alerts"] == [
         {
             "type": "indexes",
