@@ -222,13 +222,6 @@ def check_summary(payload: dict[str, Any], name: str) -> str:
 def test_a_healthy_report_emits_nothing(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> None:
-    emitted: list[Event] = []
-
-    class Collect:
-        def handle(self, event: Event) -> None:
-            emitted.append(event)
-
-    run_health_check(
-        settings, healthy_store(store), clock, memory(40), EventBus(clock, [Collect()])
-    )
-    assert emitted == []
+    sink = CollectingSink()
+    run_health_check(settings, healthy_store(store), clock, memory(40), EventBus(clock, [sink]))
+    assert sink.events == []
