@@ -18,7 +18,7 @@ from formafriend_scheduler.store import Store
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]
+ProgressCallback = Callable[[int, int, str], None]  # done, total, phase
 MAX_ERROR_SAMPLES = 20
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds between progress writes to the job record
 
@@ -42,7 +42,7 @@ STOP_PRECEDENCE = {
 class JobOutcome:
     """What a job reports when it returns; the runner adds stop reasons."""
 
-    status: Literal["success", "partial", "skipped"] = "success"
+    status: Literal["success", "partial", "failed", "skipped"] = "success"
     message: str = ""
 
 
@@ -107,13 +107,16 @@ class JobContext:
         if len(self.error_samples) < MAX_ERROR_SAMPLES:
             self.error_samples.append(message)
 
-    def progress(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int, phase: str = "") -> None:
         """Report progress: to the terminal at once, to the job record at most once a second."""
         if self.on_progress is not None:
-            self.on_progress(done, total)
+            self.on_progress(done, total, phase)
         moment = time.monotonic()  # throttling only, not business time
         if moment - self._last_write >= PROGRESS_WRITE_INTERVAL or done >= total:
             self._last_write = moment
-            fields = {"progress": {"done": done, "total": total, "updatedAt": self.clock.now()}}
+            progress = {"done": done, "total": total, "updatedAt": self.clock.now()}
+            if phase:
+                progress["phase"] = phase
+            fields = {"progress": progress}
             if not self.record_progress(fields):
                 self.request_stop(StopReason.LEASE_LOST, "the job record was taken over")

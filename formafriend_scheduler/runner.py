@@ -39,6 +39,7 @@ from formafriend_scheduler.store.indexes import SCHEDULER_INDEXES
 log = logging.getLogger(__name__)
 
 MAX_RECORDED_EVENTS = 50
+DURATION_ALERT_SHARE = 0.75  # the seed's jobDuration alert threshold
 MB = 1024 * 1024
 
 
@@ -285,6 +286,8 @@ class Runner:
         status, exit_code = self._decide(outcome, ctx, error)
         duration = ctx.elapsed_seconds
         error_doc = self._describe_error(error)
+        if error_doc is None and status == "failed":  # the job judged its own run failed
+            error_doc = {"class": "JobFailed", "message": self._redact(outcome.message)}
         if error_doc is not None:
             message = error_doc["message"]
         elif ctx.stop is not None:
@@ -336,12 +339,31 @@ class Runner:
             log.error("could not release the %s lease: %s", lease.job_type, error)
 
     def _memory_watch(self, ctx: JobContext) -> Callable[[int], None]:
+        """Called with each memory sample (every second): the memory limit, its
+        alert threshold, and the alert at 75 % of the duration limit."""
         limit = self._settings.max_memory_mb * MB
         threshold = self._settings.memory_alert_threshold
+        duration_limit = self._settings.max_job_duration_hours * 3600
         alerted = False
+        duration_alerted = False
 
         def watch(rss: int) -> None:
-            nonlocal alerted
+            nonlocal alerted, duration_alerted
+            elapsed = ctx.elapsed_seconds
+            if elapsed >= DURATION_ALERT_SHARE * duration_limit and not duration_alerted:
+                duration_alerted = True
+                self._events.emit(
+                    ev.ALERTS_TRIGGERED,
+                    alerts=[
+                        {
+                            "type": "job-duration",
+                            "severity": "warning",
+                            "message": f"{ctx.job_type} has run {elapsed:.0f} s, over 75 % of "
+                            f"SCHEDULER_MAX_JOB_DURATION_HOURS ({duration_limit:.0f} s)",
+                        }
+                    ],
+                    healthData={"jobId": ctx.run_id, "elapsedSeconds": round(elapsed)},
+                )
             if rss >= threshold * limit and not alerted:
                 alerted = True
                 self._events.emit(
@@ -376,6 +398,8 @@ class Runner:
             return "partial", ExitCode.PARTIAL  # duration or memory limit
         if outcome.status == "partial":
             return "partial", ExitCode.PARTIAL
+        if outcome.status == "failed":
+            return "failed", ExitCode.FAILED
         return outcome.status, ExitCode.OK
 
     def _describe_error(self, error: BaseException | None) -> dict[str, str] | None:

@@ -14,6 +14,11 @@ class JobSchedule:
 
 
 SCHEDULES: tuple[JobSchedule, ...] = (
+    JobSchedule(
+        "monthly-invitations",
+        "0 * * * *",
+        "hourly: each user at their own send day, time and timezone (default: the 5th at 18:00)",
+    ),
     JobSchedule("cleanup", "0 2 * * *", "daily at 02:00"),
     JobSchedule("health-check", "*/5 * * * *", "every 5 minutes"),
 )

@@ -19,6 +19,7 @@ from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.config import Settings, load_settings
 from formafriend_scheduler.store import Store, connect
 from tests.realserver import ServerUnavailable, real_server
+from tests.smtpserver import SmtpServer
 
 SETTING_NAMES = [
     Settings.model_fields[name].validation_alias.choices[0]  # type: ignore[union-attr]
@@ -100,3 +101,11 @@ def store(settings: Settings) -> Iterator[Store]:
 def clock() -> FrozenClock:
     """Starts at the real current time, so the real server's clock agrees."""
     return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()

@@ -71,6 +71,7 @@ def main_options(
     ctx.obj = state
 
 
+app.command("monthly-invitations", epilog=EXIT_CODES)(jobs.monthly_invitations)
 app.command("cleanup", epilog=EXIT_CODES)(jobs.cleanup)
 app.command("health-check")(health.health_check)
 app.command("status")(observe.status)

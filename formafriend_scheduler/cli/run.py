@@ -31,8 +31,11 @@ def progress_bar(enabled: bool, label: str) -> Iterator[ProgressCallback | None]
     ) as progress:
         task = progress.add_task(label, total=None)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=max(total, done) or None)
+        def update(done: int, total: int, phase: str) -> None:
+            description = f"{label}: {phase}" if phase else label
+            progress.update(
+                task, completed=done, total=max(total, done) or None, description=description
+            )
 
         yield update
 

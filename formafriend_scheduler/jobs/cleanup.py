@@ -78,6 +78,11 @@ def cleanup_steps(store: Store, now: datetime, ctx: JobContext) -> list[CleanupS
             lambda limit: store.jobs.prune(history_cutoff, limit),
         ),
         CleanupStep(
+            "prunedOutbox",
+            lambda: store.outbox.count_prunable(history_cutoff),
+            lambda limit: store.outbox.prune(history_cutoff, limit),
+        ),
+        CleanupStep(
             "prunedHealthChecks",
             lambda: store.health.count_prunable(history_cutoff),
             lambda limit: store.health.prune(history_cutoff, limit),

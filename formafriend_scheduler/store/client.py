@@ -26,8 +26,10 @@ from formafriend_scheduler.store.contacts import ContactRepository
 from formafriend_scheduler.store.indexes import IndexManager
 from formafriend_scheduler.store.invitations import InvitationRepository
 from formafriend_scheduler.store.locks import LockRepository
+from formafriend_scheduler.store.outbox import OutboxRepository
 from formafriend_scheduler.store.records import HealthRepository, JobRepository, MetricsRepository
 from formafriend_scheduler.store.retry import RetryPolicy, transient
+from formafriend_scheduler.store.users import UserRepository
 
 # `mongomock://name/db` is an in-process database for trials, the demo and fast
 # tests. It has to outlive one command's Store so that a test (or the demo)
@@ -94,6 +96,8 @@ class Store:
         self.metrics = MetricsRepository(self)
         self.invitations = InvitationRepository(self)
         self.contacts = ContactRepository(self)
+        self.users = UserRepository(self)
+        self.outbox = OutboxRepository(self)
 
     @property
     def db(self) -> Database[Document]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from formafriend_scheduler.store.base import Document, Repository
+from formafriend_scheduler.store.base import BulkOutcome, Document, Repository, Update
 from formafriend_scheduler.store.retry import transient
 
 PERMANENT_BOUNCE_COUNT = 5  # from this many bounces on, a contact is not mailed again
@@ -26,6 +27,21 @@ def temporary_bounce_to_reset(cutoff: datetime) -> Document:
 def bounced_but_active() -> Document:
     # `isActive` missing means the app's default, true.
     return {"bounceCount": {"$gte": PERMANENT_BOUNCE_COUNT}, "isActive": {"$ne": False}}
+
+
+# What the scheduler reads of a contact.
+CONTACT_FIELDS = {
+    "ownerId": 1,
+    "email": 1,
+    "firstName": 1,
+    "lastName": 1,
+    "contactUserId": 1,
+    "status": 1,
+    "emailStatus": 1,
+    "bounceCount": 1,
+    "optedOut": 1,
+    "isActive": 1,
+}
 
 
 class ContactRepository(Repository):
@@ -64,3 +80,60 @@ class ContactRepository(Repository):
     @transient
     def count_bounced_but_active(self) -> int:
         return self.collection.count_documents(bounced_but_active())
+
+    @transient
+    def of_owners(self, owner_ids: list[Any]) -> list[Document]:
+        cursor = self.collection.find({"ownerId": {"$in": owner_ids}}, CONTACT_FIELDS)
+        return list(cursor)
+
+    @transient
+    def by_owner_and_email(self, pairs: set[tuple[Any, str]]) -> dict[tuple[Any, str], Document]:
+        if not pairs:
+            return {}
+        owners = list({owner for owner, _ in pairs})
+        emails = list({email for _, email in pairs})
+        found = self.collection.find(
+            {"ownerId": {"$in": owners}, "email": {"$in": emails}}, CONTACT_FIELDS
+        )
+        by_pair = {}
+        for doc in found:
+            pair = (doc.get("ownerId"), str(doc.get("email", "")).lower())
+            if pair in pairs:
+                by_pair[pair] = doc
+        return by_pair
+
+    @transient
+    def record_sent(self, contact_ids: list[Any], now: datetime) -> int:
+        if not contact_ids:
+            return 0
+        result = self.collection.update_many(
+            {"_id": {"$in": contact_ids}},
+            {
+                "$inc": {"tracking.invitationsSent": 1},
+                "$set": {"tracking.lastSentAt": now, "updatedAt": now},
+            },
+        )
+        return result.modified_count
+
+    @transient
+    def record_hard_bounces(self, bounces: list[tuple[Any, str]], now: datetime) -> BulkOutcome:
+        """A permanent refusal of the address: the contact is not mailed again."""
+        return self.tolerant_bulk_write(
+            [
+                Update(
+                    {"_id": contact_id},
+                    {
+                        "$inc": {"bounceCount": 1},
+                        "$set": {
+                            "lastBounceAt": now,
+                            "bounceReason": reason,
+                            "emailStatus": "bounced_permanent",
+                            "isActive": False,
+                            "status": "bounced",
+                            "updatedAt": now,
+                        },
+                    },
+                )
+                for contact_id, reason in bounces
+            ]
+        )

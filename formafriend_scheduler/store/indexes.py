@@ -42,6 +42,9 @@ APP_INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("invitations", (("fromUserId", 1), ("toEmail", 1), ("month", 1)), unique=True),
     IndexSpec("invitations", (("token", 1),), unique=True),
     IndexSpec("invitations", (("expiresAt", 1),)),
+    # Not in the seed's list: pages through one month's queued invitations in
+    # _id order without sorting them all (monthly-invitations' sending pass).
+    IndexSpec("invitations", (("month", 1), ("status", 1), ("_id", 1))),
 )
 
 SCHEDULER_INDEXES: tuple[IndexSpec, ...] = (
@@ -50,6 +53,7 @@ SCHEDULER_INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("scheduler_jobs", (("startedAt", -1),)),
     IndexSpec("scheduler_health", (("checkedAt", -1),)),
     IndexSpec("scheduler_metrics", (("recordedAt", 1),)),
+    IndexSpec("scheduler_outbox", (("state", 1), ("updatedAt", 1))),
 )
 
 ALL_INDEXES = APP_INDEXES + SCHEDULER_INDEXES

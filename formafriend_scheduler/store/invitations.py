@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+import string
 from datetime import datetime, timedelta
+from typing import Any
 
-from formafriend_scheduler.store.base import Document, Repository
+from bson import ObjectId
+from pymongo import ASCENDING
+
+from formafriend_scheduler.store.base import BulkOutcome, Document, Insert, Repository, Update
 from formafriend_scheduler.store.retry import transient
 
 # Statuses an invitation never leaves by expiry: answered, withdrawn, or done.
@@ -42,6 +48,65 @@ def expired_before(cutoff: datetime) -> Document:
     return {"status": "expired", **expires_before(cutoff)}
 
 
+# Creating and sending (monthly cycle) ------------------------------------------
+
+SHORT_CODE_ALPHABET = string.ascii_uppercase + string.digits
+INVITATION_FIELDS = {
+    "fromUserId": 1,
+    "toEmail": 1,
+    "toUserId": 1,
+    "month": 1,
+    "token": 1,
+    "status": 1,
+    "expiresAt": 1,
+    "metadata": 1,
+    "tracking": 1,
+    "reminders": 1,
+}
+
+
+def new_invitation(
+    *,
+    from_user_id: Any,
+    to_email: str,
+    to_user_id: Any | None,
+    month: str,
+    template: str,
+    custom_message: str | None,
+    now: datetime,
+    lifetime: timedelta,
+) -> Document:
+    """A queued invitation exactly as the app shapes it (data-model.md)."""
+    doc: Document = {
+        "_id": ObjectId(),
+        "fromUserId": from_user_id,
+        "toEmail": to_email.strip().lower(),
+        "month": month,
+        "token": secrets.token_hex(32),
+        "shortCode": "".join(secrets.choice(SHORT_CODE_ALPHABET) for _ in range(6)),
+        "type": "user" if to_user_id is not None else "external",
+        "status": "queued",
+        "tracking": {"createdAt": now},
+        "reminders": [],
+        "expiresAt": now + lifetime,
+        "metadata": {"template": template, "priority": "normal"},
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    if to_user_id is not None:
+        doc["toUserId"] = to_user_id
+    if custom_message:
+        doc["metadata"]["customMessage"] = custom_message
+    return doc
+
+
+def queued_for(month: str, from_users: list[Any] | None = None) -> Document:
+    query: Document = {"month": month, "status": "queued"}
+    if from_users is not None:
+        query["fromUserId"] = {"$in": from_users}
+    return query
+
+
 class InvitationRepository(Repository):
     collection_name = "invitations"
 
@@ -62,3 +127,74 @@ class InvitationRepository(Repository):
     @transient
     def count_expired_before(self, cutoff: datetime) -> int:
         return self.collection.count_documents(expired_before(cutoff))
+
+    @transient
+    def insert_new(self, docs: list[Document]) -> BulkOutcome:
+        """Insert; a duplicate (user, e-mail, month) is refused by the app's
+        unique index and reported in `duplicates`, never inserted twice."""
+        return self.tolerant_bulk_write([Insert(doc) for doc in docs])
+
+    @transient
+    def existing_recipients(self, from_users: list[Any], month: str) -> set[tuple[Any, str]]:
+        found = self.collection.find(
+            {"fromUserId": {"$in": from_users}, "month": month}, {"fromUserId": 1, "toEmail": 1}
+        )
+        return {(doc.get("fromUserId"), str(doc.get("toEmail", "")).lower()) for doc in found}
+
+    @transient
+    def queued_page(
+        self, month: str, after: Any | None, limit: int, from_users: list[Any] | None = None
+    ) -> list[Any]:
+        query = queued_for(month, from_users)
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        cursor = self.collection.find(query, {"_id": 1}).sort("_id", ASCENDING).limit(limit)
+        return [doc["_id"] for doc in cursor]
+
+    @transient
+    def count_queued(self, month: str, from_users: list[Any] | None = None) -> int:
+        return self.collection.count_documents(queued_for(month, from_users))
+
+    @transient
+    def load_queued(self, ids: list[Any]) -> list[Document]:
+        cursor = self.collection.find({"_id": {"$in": ids}, "status": "queued"}, INVITATION_FIELDS)
+        return list(cursor)
+
+    @transient
+    def mark_sent(self, ids: list[Any], now: datetime, provider: str) -> int:
+        """queued -> sent; an invitation the app already moved on is left alone."""
+        if not ids:
+            return 0
+        result = self.collection.update_many(
+            {"_id": {"$in": ids}, "status": "queued"},
+            {
+                "$set": {
+                    "status": "sent",
+                    "tracking.sentAt": now,
+                    "tracking.emailProvider": provider,
+                    "updatedAt": now,
+                }
+            },
+        )
+        return result.modified_count
+
+    @transient
+    def mark_bounced(self, bounces: list[tuple[Any, str]], now: datetime) -> BulkOutcome:
+        return self.tolerant_bulk_write(
+            [
+                Update(
+                    {
+                        "_id": invitation_id,
+                        "status": {"$in": ["queued", "sent", "opened", "started"]},
+                    },
+                    {
+                        "$set": {
+                            "status": "bounced",
+                            "tracking.bounceReason": reason,
+                            "updatedAt": now,
+                        }
+                    },
+                )
+                for invitation_id, reason in bounces
+            ]
+        )

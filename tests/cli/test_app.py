@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 from typer.testing import CliRunner
 
 from formafriend_scheduler import __version__
@@ -304,3 +305,32 @@ def test_history_rejects_an_unknown_status(cli: CliRunner, env_database: str) ->
     result = cli.invoke(app, ["history", "--status", "exploded"])
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr
+
+
+def test_monthly_invitations_rejects_a_bad_month_or_user(cli: CliRunner) -> None:
+    bad_month = cli.invoke(app, ["monthly-invitations", "--month", "2027-13"])
+    bad_user = cli.invoke(app, ["monthly-invitations", "--user", "alice"])
+    assert bad_month.exit_code == bad_user.exit_code == 2
+    assert "YYYY-MM" in bad_month.stderr and "user id" in bad_user.stderr
+
+
+def test_monthly_invitations_end_to_end_from_the_command_line(
+    cli: CliRunner, env_database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EMAIL_TRANSPORT", "file")
+    monkeypatch.setenv("EMAIL_OUTBOX_DIR", str(tmp_path / "outbox"))
+    monkeypatch.setenv("SCHEDULER_MONTHLY_JOB_DAY", "1")
+    store = connect(load_settings(mongodb_uri=env_database))
+    owner = {"_id": ObjectId(), "username": "alice", "email": "alice@x.org"}
+    store.db["users"].insert_one(owner)
+    store.db["contacts"].insert_many(
+        [{"ownerId": owner["_id"], "email": f"c{i}@x.org"} for i in range(3)]
+    )
+
+    first = cli.invoke(app, ["monthly-invitations", "--workers", "0", "--json"])
+    second = cli.invoke(app, ["monthly-invitations", "--workers", "0", "--json"])
+
+    assert first.exit_code == second.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["stats"]["sentInvitations"] == 3
+    assert json.loads(second.stdout)["stats"]["sentInvitations"] == 0
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3

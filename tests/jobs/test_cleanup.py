@@ -185,6 +185,13 @@ def test_the_scheduler_history_is_pruned_by_age(
     store.db["scheduler_health"].insert_many(
         [{"checkedAt": now - history_age - DAY}, {"checkedAt": now}]
     )
+    store.db["scheduler_outbox"].insert_many(
+        [
+            {"_id": "a:invitation", "state": "sent", "updatedAt": now - history_age - DAY},
+            {"_id": "b:invitation", "state": "failed", "updatedAt": now - history_age - DAY},
+            {"_id": "c:invitation", "state": "sent", "updatedAt": now},
+        ]
+    )
     store.db["scheduler_jobs"].insert_many(
         [
             {
@@ -201,6 +208,7 @@ def test_the_scheduler_history_is_pruned_by_age(
 
     assert (result.stats["prunedMetrics"], result.stats["prunedHealthChecks"]) == (1, 1)
     assert result.stats["prunedJobs"] == 1
+    assert result.stats["prunedOutbox"] == 1  # a failed entry stays: its message is still pending
     assert store.jobs.get("old") is None and store.jobs.get("new") is not None
 
 

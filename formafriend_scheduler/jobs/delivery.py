@@ -1,0 +1,164 @@
+"""Delivering a batch of e-mails exactly once (shared by monthly-invitations
+and reminders).
+
+Per chunk of messages: claim them in the outbox (`handed`), send each through
+the transport, then record the results: the job-specific effects first (the
+invitation marked sent, a reminder pushed, a contact marked bounced), then the
+outbox state. A crash can therefore leave at most one chunk `handed`, which
+the next run sends again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from formafriend_scheduler.clock import Clock
+from formafriend_scheduler.mail.compose import Composer, Letter
+from formafriend_scheduler.mail.ratelimit import RateLimiter
+from formafriend_scheduler.mail.transports import Delivery, Outcome, Transport
+from formafriend_scheduler.store import Store
+from formafriend_scheduler.store.outbox import outbox_key
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 20  # messages in flight per worker: the most a crash can duplicate
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to deliver, and what to update once it went out."""
+
+    invitation_id: Any
+    contact_id: Any | None
+    recipient: str
+    letter: Letter
+
+    @property
+    def key(self) -> str:
+        return outbox_key(self.invitation_id, self.letter.kind)
+
+
+class Effects(Protocol):
+    """What a delivered or bounced message changes in the app's data."""
+
+    def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> None: ...
+
+    def bounced(self, bounced: list[tuple[Outgoing, Delivery]], now: datetime) -> None: ...
+
+    def already_settled(self, settled: list[tuple[Outgoing, str]], now: datetime) -> None: ...
+
+
+@dataclass
+class DeliveryCounts:
+    sent: int = 0
+    bounced: int = 0
+    failed: int = 0
+    skipped: int = 0  # delivered by an earlier attempt: not sent again
+    not_attempted: int = 0  # left pending because the mail server is down
+    server_down: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        transport: Transport,
+        composer: Composer,
+        rate_limiter: RateLimiter,
+        clock: Clock,
+        run_id: str,
+        claimant: str,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self._store = store
+        self._transport = transport
+        self._composer = composer
+        self._rate_limiter = rate_limiter
+        self._clock = clock
+        self._run_id = run_id
+        self._claimant = claimant
+        self._chunk_size = chunk_size
+
+    def deliver(self, messages: list[Outgoing], effects: Effects) -> DeliveryCounts:
+        counts = DeliveryCounts()
+        for chunk in chunked(messages, self._chunk_size):
+            if counts.server_down:
+                # No point claiming and failing the rest: they stay pending
+                # (queued, no outbox entry) for the next run.
+                counts.not_attempted += len(chunk)
+                continue
+            self._deliver_chunk(chunk, effects, counts)
+        return counts
+
+    def _deliver_chunk(
+        self, chunk: list[Outgoing], effects: Effects, counts: DeliveryCounts
+    ) -> None:
+        now = self._clock.now()
+        claim = self._store.outbox.claim(
+            [(m.key, m.invitation_id, m.letter.kind) for m in chunk],
+            self._claimant,
+            self._run_id,
+            now,
+        )
+        settled = [
+            (m, str(claim.settled[m.key].get("state"))) for m in chunk if m.key in claim.settled
+        ]
+        if settled:
+            counts.skipped += len(settled)
+            effects.already_settled(settled, now)
+        counts.skipped += sum(1 for m in chunk if m.key in claim.busy)
+
+        sent: list[tuple[Outgoing, Delivery]] = []
+        bounced: list[tuple[Outgoing, Delivery]] = []
+        failed: list[tuple[Outgoing, Delivery]] = []
+        for message in (m for m in chunk if m.key in claim.claimed):
+            delivery = self._send(message)
+            {Outcome.SENT: sent, Outcome.BOUNCED: bounced, Outcome.FAILED: failed}[
+                delivery.outcome
+            ].append((message, delivery))
+
+        done = self._clock.now()
+        if sent:
+            effects.delivered(sent, done)
+            self._store.outbox.settle([m.key for m, _ in sent], "sent", done, self._claimant)
+        if bounced:
+            effects.bounced(bounced, done)
+        outcomes = [(m.key, "bounced", d.detail) for m, d in bounced]
+        outcomes += [(m.key, "failed", d.detail) for m, d in failed]
+        self._store.outbox.settle_each(outcomes, done, self._claimant)
+
+        counts.sent += len(sent)
+        counts.bounced += len(bounced)
+        counts.failed += len(failed)
+        attempted = len(sent) + len(bounced) + len(failed)
+        if attempted and all(d.server_problem for _, d in failed) and len(failed) == attempted:
+            counts.server_down = True
+        for message, delivery in failed[:5]:
+            counts.errors.append(f"{message.recipient}: {delivery.detail}")
+
+    def _send(self, message: Outgoing) -> Delivery:
+        try:
+            email = self._composer.compose(message.letter, self._clock.now())
+        except Exception as error:  # a template or a value that cannot be rendered
+            log.error("could not compose %s: %s", message.key, error)
+            return Delivery(Outcome.FAILED, self._transport.name, f"compose: {error}")
+        self._rate_limiter.wait_turn()
+        return self._transport.deliver(email, message.recipient)

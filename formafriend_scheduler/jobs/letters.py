@@ -1,0 +1,75 @@
+"""From the app's documents to a Letter (shared by invitations and reminders)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from formafriend_scheduler.clock import to_utc
+from formafriend_scheduler.eligibility import Defaults, Month, send_schedule, subdocument
+from formafriend_scheduler.mail.compose import DEFAULT_TONE, Kind, Letter
+
+
+def display_name(user: dict[str, Any]) -> str:
+    """`First Last` from the profile, else the username, else the e-mail's local part."""
+    profile = subdocument(user, "profile")
+    names = [profile.get(key) for key in ("firstName", "lastName")]
+    full = " ".join(str(name).strip() for name in names if isinstance(name, str) and name.strip())
+    if full:
+        return full
+    if isinstance(user.get("username"), str) and user["username"].strip():
+        return str(user["username"]).strip()
+    email = user.get("email")
+    return str(email).split("@", 1)[0] if isinstance(email, str) else ""
+
+
+class MalformedDocument(ValueError):
+    """A document lacks what an e-mail needs; it is skipped and counted."""
+
+
+def letter_for(
+    kind: Kind,
+    invitation: dict[str, Any],
+    sender: dict[str, Any] | None,
+    contact: dict[str, Any] | None,
+    defaults: Defaults,
+    days_left: int | None = None,
+) -> Letter:
+    token, recipient = invitation.get("token"), invitation.get("toEmail")
+    expires_at, month = invitation.get("expiresAt"), invitation.get("month")
+    if not isinstance(token, str) or not token:
+        raise MalformedDocument(f"invitation {invitation.get('_id')} has no token")
+    if not isinstance(recipient, str) or "@" not in recipient:
+        raise MalformedDocument(f"invitation {invitation.get('_id')} has no valid toEmail")
+    if not isinstance(expires_at, datetime):
+        raise MalformedDocument(f"invitation {invitation.get('_id')} has no expiresAt date")
+    try:
+        parsed_month = Month.parse(str(month))
+    except ValueError:
+        raise MalformedDocument(f"invitation {invitation.get('_id')} has month {month!r}") from None
+    sender = sender or {}
+    contact = contact or {}
+    metadata = subdocument(invitation, "metadata")
+    preferences = subdocument(sender, "preferences")
+    tone = metadata.get("template") or preferences.get("emailTemplate") or DEFAULT_TONE
+    custom = metadata.get("customMessage", preferences.get("customMessage"))
+    return Letter(
+        kind=kind,
+        key=str(invitation["_id"]),
+        tone=str(tone),
+        month=parsed_month,
+        token=token,
+        expires_at=to_utc(expires_at),
+        timezone=send_schedule(sender, defaults).zone,
+        sender_name=display_name(sender),
+        sender_email=sender.get("email") if isinstance(sender.get("email"), str) else None,
+        recipient_email=recipient.strip().lower(),
+        recipient_first_name=_text(contact.get("firstName")),
+        recipient_last_name=_text(contact.get("lastName")),
+        custom_message=_text(custom),
+        days_left=days_left,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,272 @@
+"""monthly-invitations: each due user's invitations, created once and sent once.
+
+Two passes through one worker pool:
+1. users: pages of active senders whose send moment for the month has come
+   and whose cycle is not done, in batches of SCHEDULER_BATCH_SIZE; a worker
+   creates their invitations (the app's unique index makes a second one
+   impossible) and records the user's monthly run;
+2. sending: the month's queued invitations (new ones, and any left by an
+   earlier run), in batches of SCHEDULER_INVITATION_BATCH_SIZE; a worker
+   sends them through the outbox protocol (jobs/delivery.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from formafriend_scheduler.context import JobContext, JobOutcome
+from formafriend_scheduler.eligibility import Month, due_for, latest_send_day
+from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED
+from formafriend_scheduler.jobs.monthly_worker import (
+    CREATE,
+    SEND,
+    MonthlyWorkerFactory,
+    defaults_of,
+)
+from formafriend_scheduler.pool import InlinePool, ProcessPool, Task, TaskResult
+from formafriend_scheduler.store.users import parse_user_id, senders_filter
+
+log = logging.getLogger(__name__)
+
+USER_PAGE = 500
+STAT_NAMES = (
+    "totalUsers",
+    "processedUsers",
+    "totalInvitations",
+    "createdInvitations",
+    "alreadyInvited",
+    "sentInvitations",
+    "failedInvitations",
+    "bouncedInvitations",
+    "skippedContacts",
+    "invalidPreferences",
+    "batchesProcessed",
+    "failedBatches",
+)
+
+
+@dataclass(frozen=True)
+class MonthlyOptions:
+    month: Month | None = None
+    user_id: str | None = None
+    limit: int | None = None
+    workers: int | None = None
+    batch_size: int | None = None
+    dry_run: bool = False
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "month": str(self.month) if self.month else None,
+            "user": self.user_id,
+            "limit": self.limit,
+            "workers": self.workers,
+            "batchSize": self.batch_size,
+            "dry_run": self.dry_run,
+        }
+
+
+@dataclass
+class _Progress:
+    phase: str = "users"
+    done: int = 0
+    total: int = 0
+    halted: str = ""  # why sending stopped early (mail server down)
+    processed_users: list[Any] = field(default_factory=list)
+
+
+class MonthlyInvitationsJob:
+    job_type = "monthly-invitations"
+
+    def __init__(self, options: MonthlyOptions) -> None:
+        self.options = options
+        self._task_ids = itertools.count(1)
+
+    def run(self, ctx: JobContext) -> JobOutcome:
+        settings = ctx.settings
+        now = ctx.clock.now()
+        month = self.options.month or Month.containing(now, settings.zone)
+        for name in STAT_NAMES:
+            ctx.stats.setdefault(name, 0)
+        only = parse_user_id(self.options.user_id) if self.options.user_id else None
+        workers = self.options.workers if self.options.workers is not None else settings.max_workers
+        if workers > 0 and ctx.store.in_process:
+            log.warning(
+                "an in-process (mongomock) database is not shared with workers: using --workers 0"
+            )
+            workers = 0
+        factory = MonthlyWorkerFactory(
+            settings=settings,
+            clock=ctx.clock,
+            month=month,
+            run_id=ctx.run_id,
+            dry_run=self.options.dry_run,
+            rate_slot=multiprocessing.get_context("spawn").Value("d", 0.0),
+        )
+        progress = _Progress()
+
+        def collect(result: TaskResult) -> None:
+            self._collect(ctx, progress, result)
+
+        pool = (
+            InlinePool(factory)
+            if workers == 0
+            else ProcessPool(
+                factory,
+                workers,
+                settings.worker_timeout_ms / 1000,
+                on_incident=lambda how, detail: self._incident(ctx, how, detail),
+            )
+        )
+        with pool:
+            query = senders_filter(latest_send_day(month, now))
+            progress.total = ctx.store.users.count(query) if only is None else 1
+            ctx.progress(0, progress.total, "users")
+            pool.run(self._create_tasks(ctx, month, query, only), ctx.should_stop, collect)
+            if not ctx.should_stop():
+                self._send_pass(ctx, pool, progress, month, collect)
+        return self._outcome(ctx, progress, month)
+
+    # -- pass 1: users --------------------------------------------------------
+
+    def _create_tasks(
+        self, ctx: JobContext, month: Month, query: dict[str, Any], only: Any | None
+    ) -> Iterator[Task]:
+        if latest_send_day(month, ctx.clock.now()) == 0:
+            return  # a future month: nobody's send moment has come
+        defaults = defaults_of(ctx.settings)
+        batch_size = self.options.batch_size or ctx.settings.batch_size
+        limit = self.options.limit
+        now = ctx.clock.now()
+        batch: list[Any] = []
+        after = None
+        while True:
+            page = ctx.store.users.candidates_page(query, after, USER_PAGE, only)
+            for user in page:
+                due = due_for(user, month, now, defaults)
+                if due.problems:
+                    ctx.count("invalidPreferences")
+                    log.warning(
+                        "user %s: %s; using the defaults", user["_id"], "; ".join(due.problems)
+                    )
+                if not due.due:
+                    continue
+                ctx.count("totalUsers")
+                batch.append(user["_id"])
+                if limit is not None and ctx.stats["totalUsers"] >= limit:
+                    yield Task(next(self._task_ids), CREATE, tuple(batch))
+                    return
+                if len(batch) >= batch_size:
+                    yield Task(next(self._task_ids), CREATE, tuple(batch))
+                    batch = []
+            if not page or only is not None or len(page) < USER_PAGE:
+                break
+            after = page[-1]["_id"]
+        if batch:
+            yield Task(next(self._task_ids), CREATE, tuple(batch))
+
+    # -- pass 2: sending ------------------------------------------------------
+
+    def _send_pass(
+        self,
+        ctx: JobContext,
+        pool: InlinePool | ProcessPool,
+        progress: _Progress,
+        month: Month,
+        collect: Any,
+    ) -> None:
+        # With --user or --limit only the selected users' invitations go out.
+        restricted = self.options.user_id is not None or self.options.limit is not None
+        from_users = progress.processed_users if restricted else None
+        queued = ctx.store.invitations.count_queued(str(month), from_users)
+        if self.options.dry_run:
+            ctx.stats["wouldSend"] = queued + ctx.stats["createdInvitations"]
+            return
+        progress.phase, progress.done, progress.total = "sending", 0, queued
+        ctx.progress(0, queued, "sending")
+        pool.run(
+            self._send_tasks(ctx, month, from_users),
+            lambda: ctx.should_stop() or bool(progress.halted),
+            collect,
+        )
+
+    def _send_tasks(
+        self, ctx: JobContext, month: Month, from_users: list[Any] | None
+    ) -> Iterator[Task]:
+        size = ctx.settings.invitation_batch_size
+        after = None
+        while True:
+            ids = ctx.store.invitations.queued_page(str(month), after, size, from_users)
+            if not ids:
+                return
+            yield Task(next(self._task_ids), SEND, tuple(ids))
+            after = ids[-1]
+
+    # -- results ----------------------------------------------------------------
+
+    def _collect(self, ctx: JobContext, progress: _Progress, result: TaskResult) -> None:
+        for name, value in result.stats.items():
+            ctx.count(name, value)
+        for message in result.errors:
+            ctx.note_error(message)
+        if result.failure is not None:
+            ctx.count("failedBatches")
+            ctx.note_error(f"batch {result.task_id} ({result.kind}) failed: {result.failure}")
+            log.error("batch %s (%s) failed: %s", result.task_id, result.kind, result.failure)
+            if result.kind == SEND:
+                ctx.count("failedInvitations", len(result.items))
+        if result.kind == CREATE:
+            if self.options.user_id is not None or self.options.limit is not None:
+                progress.processed_users.extend(result.items)
+            progress.done += len(result.items)
+        else:
+            progress.done += len(result.items)
+            if result.stats.get("smtpDown") and not progress.halted:
+                progress.halted = "the mail server is unavailable"
+                log.error(
+                    "sending stopped: %s; queued invitations wait for the next run", progress.halted
+                )
+        ctx.progress(progress.done, max(progress.total, progress.done), progress.phase)
+
+    def _incident(self, ctx: JobContext, how: str, detail: str) -> None:
+        ctx.count("workerTimeouts" if how == "timed out" else "workerCrashes")
+        ctx.events.emit(
+            ALERTS_TRIGGERED,
+            alerts=[
+                {"type": f"worker-{how.replace(' ', '-')}", "severity": "error", "message": detail}
+            ],
+            healthData={"jobId": ctx.run_id},
+        )
+
+    def _outcome(self, ctx: JobContext, progress: _Progress, month: Month) -> JobOutcome:
+        stats = Counter(ctx.stats)
+        sent, failed, bounced = (
+            stats["sentInvitations"],
+            stats["failedInvitations"],
+            stats["bouncedInvitations"],
+        )
+        summary = (
+            f"{month}: {stats['totalUsers']} due user(s), {stats['createdInvitations']} "
+            f"invitation(s) {'to create' if self.options.dry_run else 'created'}, "
+            f"{sent} sent, {failed} failed, {bounced} bounced"
+        )
+        if self.options.dry_run:
+            return JobOutcome(
+                "success", f"dry run: {summary}, {stats['wouldSend']} to send; nothing written"
+            )
+        attempted = sent + failed + bounced
+        if attempted and sent == 0 and failed and progress.halted:
+            return JobOutcome("failed", f"{summary}: {progress.halted}")
+        if stats["failedBatches"] or progress.halted:
+            return JobOutcome(
+                "partial", summary + (f" ({progress.halted})" if progress.halted else "")
+            )
+        error_rate = (failed + bounced) / attempted if attempted else 0.0
+        if error_rate > ctx.settings.error_rate_threshold:
+            return JobOutcome("partial", f"{summary} (error rate {error_rate:.1%})")
+        return JobOutcome("success", summary)

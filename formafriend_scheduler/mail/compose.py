@@ -1,0 +1,139 @@
+"""Building the French invitation and reminder e-mails from templates.
+
+Templates are files (jinja2, HTML autoescaped) under `mail/templates/`; a
+directory named by SCHEDULER_EMAIL_TEMPLATES_DIR overrides any of them by
+path (for example `invitation/friendly.html`).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+from markupsafe import Markup, escape
+
+from formafriend_scheduler.eligibility import Month
+from formafriend_scheduler.mail.text import body_text, french_date, header_text
+
+Kind = Literal["invitation", "reminder-first", "reminder-second"]
+TONES = ("friendly", "professional", "fun")
+DEFAULT_TONE = "friendly"
+# RFC 5322 allows 998-character lines; folding at 78 would encode the long
+# List-Unsubscribe URL as an RFC 2047 word, which mail clients do not follow.
+MESSAGE_POLICY = policy.default.clone(max_line_length=998)
+SUBJECTS: dict[str, str] = {
+    "invitation": "{sender} - Invitation pour {month}",
+    "reminder-first": "{sender} - 1er rappel pour {month}",
+    "reminder-second": "{sender} - 2ème rappel pour {month}",
+}
+
+
+@dataclass(frozen=True)
+class Letter:
+    """Everything one e-mail says. Names and the custom message are untrusted."""
+
+    kind: Kind
+    key: str  # the invitation id: makes the Message-ID deterministic
+    tone: str
+    month: Month
+    token: str
+    expires_at: datetime
+    timezone: ZoneInfo
+    sender_name: str
+    recipient_email: str
+    sender_email: str | None = None
+    recipient_first_name: str | None = None
+    recipient_last_name: str | None = None
+    custom_message: str | None = None
+    days_left: int | None = None
+
+
+def _nl2br(value: str) -> Markup:
+    return Markup("<br>\n").join(escape(line) for line in value.split("\n"))
+
+
+class Composer:
+    def __init__(
+        self,
+        *,
+        from_address: str,
+        from_name: str,
+        base_url: str,
+        templates_dir: Path | None = None,
+    ) -> None:
+        self._from_address = from_address
+        self._from_name = header_text(from_name)
+        self._base_url = base_url.rstrip("/")
+        self._domain = from_address.rsplit("@", 1)[-1]
+        packaged = importlib.resources.files("formafriend_scheduler.mail") / "templates"
+        loaders = [FileSystemLoader(str(packaged))]
+        if templates_dir is not None:
+            loaders.insert(0, FileSystemLoader(str(templates_dir)))
+        self._env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["nl2br"] = _nl2br
+
+    def form_url(self, token: str) -> str:
+        return f"{self._base_url}/form?token={quote(token)}"
+
+    def unsubscribe_url(self, token: str) -> str:
+        return f"{self._base_url}/unsubscribe?token={quote(token)}"
+
+    def message_id(self, letter: Letter) -> str:
+        return f"<{header_text(letter.key, 64)}.{letter.kind}@{self._domain}>"
+
+    def compose(self, letter: Letter, now: datetime) -> EmailMessage:
+        tone = letter.tone if letter.tone in TONES else DEFAULT_TONE
+        family = "invitation" if letter.kind == "invitation" else "reminder"
+        sender = header_text(letter.sender_name) or "Un ami"
+        first_name = header_text(letter.recipient_first_name) or None
+        context = {
+            "sender_name": sender,
+            "first_name": first_name,
+            "custom_message": body_text(letter.custom_message) or None,
+            "form_url": self.form_url(letter.token),
+            "unsubscribe_url": self.unsubscribe_url(letter.token),
+            "expires_on": french_date(letter.expires_at.astimezone(letter.timezone)),
+            "month_label": letter.month.label,
+            "days_left": letter.days_left,
+            "reminder_number": "1er" if letter.kind == "reminder-first" else "2ème",
+        }
+        text = self._env.get_template(f"{family}/{tone}.txt").render(context)
+        html = self._env.get_template(f"{family}/{tone}.html").render(context)
+
+        message = EmailMessage(policy=MESSAGE_POLICY)
+        message["Subject"] = SUBJECTS[letter.kind].format(sender=sender, month=letter.month.label)
+        message["From"] = formataddr((f"{sender} via {self._from_name}", self._from_address))
+        recipient_name = header_text(
+            " ".join(n for n in (letter.recipient_first_name, letter.recipient_last_name) if n)
+        )
+        message["To"] = formataddr((recipient_name, letter.recipient_email))
+        if letter.sender_email and "@" in letter.sender_email:
+            message["Reply-To"] = formataddr((sender, header_text(letter.sender_email, 254)))
+        message["Date"] = format_datetime(now)
+        message["Message-ID"] = self.message_id(letter)
+        message["List-Unsubscribe"] = f"<{self.unsubscribe_url(letter.token)}>"
+        message["X-Form-A-Friend-Kind"] = letter.kind
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        return message

@@ -1,0 +1,33 @@
+"""Untrusted text (names, custom messages) made safe for headers and bodies."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+
+from formafriend_scheduler.eligibility import FRENCH_MONTHS
+
+_SPACES = re.compile(r"\s+")
+
+
+def header_text(value: object, limit: int = 100) -> str:
+    """One line with no control characters (no CR/LF: no header injection)."""
+    text = "" if value is None else str(value)
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
+    text = _SPACES.sub(" ", text).strip()
+    return text[:limit].rstrip()
+
+
+def body_text(value: object, limit: int = 2000) -> str:
+    """Keeps line breaks, drops other control characters."""
+    text = "" if value is None else str(value)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    return text.strip()[:limit]
+
+
+def french_date(moment: datetime) -> str:
+    """`1er janvier 2027`, `4 janvier 2027`."""
+    day = "1er" if moment.day == 1 else str(moment.day)
+    return f"{day} {FRENCH_MONTHS[moment.month - 1]} {moment.year}"

@@ -1,0 +1,324 @@
+"""Delivering composed messages: SMTP (STARTTLS, implicit TLS or plain, one
+reused connection, reconnect on drop, retries), a fallback server, a circuit
+breaker, and a `file` transport that writes `.eml` files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import smtplib
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from formafriend_scheduler.redact import one_line
+
+
+class Outcome(Enum):
+    SENT = "sent"
+    BOUNCED = "bounced"  # the recipient was refused for good (5xx): a hard bounce
+    FAILED = "failed"  # not delivered now; the message stays pending for a later run
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: Outcome
+    provider: str
+    detail: str = ""
+    # The server, not this recipient, is the problem (unreachable, login
+    # refused, sender refused): never a reason to mark a contact bounced.
+    server_problem: bool = False
+
+
+class Transport(Protocol):
+    name: str
+
+    def deliver(self, message: EmailMessage, recipient: str) -> Delivery: ...
+
+    def close(self) -> None: ...
+
+
+# SMTP ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpEndpoint:
+    host: str
+    port: int
+    security: str  # starttls | tls | none
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> SmtpEndpoint:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        default_security = "tls" if parts.scheme == "smtps" else "starttls"
+        security = query.get("security", [default_security])[-1]
+        default_port = {"tls": 465, "starttls": 587, "none": 25}[security]
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or default_port,
+            security=security,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+    @property
+    def name(self) -> str:
+        return f"smtp:{self.host}:{self.port}"
+
+
+class TransientSmtpError(Exception):
+    """Worth another attempt: 4xx replies, dropped connections, timeouts."""
+
+    def __init__(self, detail: str, server_problem: bool) -> None:
+        super().__init__(detail)
+        self.server_problem = server_problem
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return one_line(f"{code} {message}", 200)
+
+
+class SmtpTransport:
+    def __init__(
+        self,
+        endpoint: SmtpEndpoint,
+        *,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        first_wait: float = 0.5,
+        local_hostname: str | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._timeout = timeout
+        self._attempts = attempts
+        self._first_wait = first_wait
+        self._local_hostname = local_hostname
+        self._connection: smtplib.SMTP | None = None
+        self.name = endpoint.name
+
+    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._first_wait, max=8),
+            retry=retry_if_exception_type(TransientSmtpError),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._send_once(message, recipient)
+        except TransientSmtpError as error:
+            return Delivery(Outcome.FAILED, self.name, str(error), error.server_problem)
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _send_once(self, message: EmailMessage, recipient: str) -> Delivery:
+        try:
+            connection = self._connect()
+            sender = str(message["From"].addresses[0].addr_spec)
+            connection.send_message(message, from_addr=sender, to_addrs=[recipient])
+            return Delivery(Outcome.SENT, self.name)
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = error.recipients.get(recipient, (550, b"refused"))
+            if 500 <= code < 600:
+                return Delivery(Outcome.BOUNCED, self.name, _reply(code, text))
+            raise TransientSmtpError(_reply(code, text), server_problem=False) from None
+        except smtplib.SMTPDataError as error:
+            if 500 <= error.smtp_code < 600:
+                # Refused content, not a refused recipient: fail without bouncing.
+                return Delivery(
+                    Outcome.FAILED, self.name, _reply(error.smtp_code, error.smtp_error)
+                )
+            raise TransientSmtpError(_reply(error.smtp_code, error.smtp_error), False) from None
+        except smtplib.SMTPAuthenticationError as error:
+            self._drop()
+            detail = f"login refused: {_reply(error.smtp_code, error.smtp_error)}"
+            return Delivery(Outcome.FAILED, self.name, detail, server_problem=True)
+        except smtplib.SMTPSenderRefused as error:
+            if 500 <= error.smtp_code < 600:
+                detail = f"sender refused: {_reply(error.smtp_code, error.smtp_error)}"
+                return Delivery(Outcome.FAILED, self.name, detail, server_problem=True)
+            raise TransientSmtpError(_reply(error.smtp_code, error.smtp_error), True) from None
+        except smtplib.SMTPResponseException as error:
+            self._drop()
+            raise TransientSmtpError(_reply(error.smtp_code, error.smtp_error), True) from None
+        except (smtplib.SMTPException, OSError) as error:  # dropped, refused, timed out
+            self._drop()
+            raise TransientSmtpError(
+                one_line(f"{type(error).__name__}: {error}", 200), server_problem=True
+            ) from None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._connection is not None:
+            return self._connection
+        endpoint = self._endpoint
+        context = ssl.create_default_context()
+        connection: smtplib.SMTP
+        if endpoint.security == "tls":
+            connection = smtplib.SMTP_SSL(
+                endpoint.host,
+                endpoint.port,
+                local_hostname=self._local_hostname,
+                timeout=self._timeout,
+                context=context,
+            )
+        else:
+            connection = smtplib.SMTP(
+                endpoint.host,
+                endpoint.port,
+                local_hostname=self._local_hostname,
+                timeout=self._timeout,
+            )
+            if endpoint.security == "starttls":
+                connection.starttls(context=context)
+        if endpoint.username:
+            connection.login(endpoint.username, endpoint.password or "")
+        self._connection = connection
+        return connection
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(OSError):
+                self._connection.close()
+            self._connection = None
+
+    def probe(self) -> str:
+        """Connect, EHLO and NOOP without sending anything (health checks)."""
+        connection = self._connect()
+        code, _ = connection.noop()
+        self._drop()
+        return f"{self.name} answered NOOP with {code}"
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._connection.quit()
+            self._connection = None
+
+
+class FailoverTransport:
+    """Sends through the primary; when the primary server fails (not a refused
+    recipient), through the fallback, which then stays in use for this worker."""
+
+    def __init__(self, primary: Transport, fallback: Transport) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._use_fallback = False
+        self.name = primary.name
+
+    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
+        if not self._use_fallback:
+            delivery = self._primary.deliver(message, recipient)
+            if not (delivery.outcome is Outcome.FAILED and delivery.server_problem):
+                return delivery
+            self._use_fallback = True
+        return self._fallback.deliver(message, recipient)
+
+    def close(self) -> None:
+        self._primary.close()
+        self._fallback.close()
+
+
+class CircuitBreaker:
+    """After `threshold` server failures in a row, fail fast for `cooldown`
+    seconds instead of retrying each message against a dead server; then let
+    one message probe it again."""
+
+    def __init__(
+        self,
+        inner: Transport,
+        *,
+        threshold: int = 3,
+        cooldown: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self._threshold = threshold
+        self._cooldown = cooldown
+        self._monotonic = monotonic
+        self._failures = 0
+        self._open_until = 0.0
+        self.name = inner.name
+
+    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
+        if self._failures >= self._threshold and self._monotonic() < self._open_until:
+            return Delivery(
+                Outcome.FAILED, self.name, "SMTP server unavailable (circuit open)", True
+            )
+        delivery = self._inner.deliver(message, recipient)
+        if delivery.outcome is Outcome.FAILED and delivery.server_problem:
+            self._failures += 1
+            if self._failures >= self._threshold:
+                self._open_until = self._monotonic() + self._cooldown
+        else:
+            self._failures = 0
+        return delivery
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+# Files -------------------------------------------------------------------------
+
+
+class FileTransport:
+    """Writes each message as `<Message-ID>.eml` into a folder (staging, demos).
+
+    The name comes from the deterministic Message-ID, so sending the same
+    message again replaces its file instead of adding a second one.
+    """
+
+    name = "file"
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
+        message_id = str(message["Message-ID"]).strip("<>")
+        stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in message_id)
+        target = self._directory / f"{stem}.eml"
+        temporary = target.with_suffix(f".tmp{os.getpid()}")
+        try:
+            temporary.write_bytes(message.as_bytes())
+            temporary.replace(target)  # atomic: a reader never sees half a message
+        except OSError as error:
+            return Delivery(Outcome.FAILED, self.name, one_line(str(error), 200), True)
+        return Delivery(Outcome.SENT, self.name)
+
+    def close(self) -> None:
+        return None
+
+
+def build_transport(
+    *,
+    kind: str,
+    smtp_url: str | None,
+    fallback_url: str | None,
+    outbox_dir: Path | None,
+    local_hostname: str | None = None,
+) -> Transport:
+    if kind == "file":
+        assert outbox_dir is not None  # guaranteed by Settings validation
+        return FileTransport(outbox_dir)
+    primary: Transport = SmtpTransport(
+        SmtpEndpoint.parse(smtp_url or "smtp://localhost:25?security=none"),
+        local_hostname=local_hostname or socket.getfqdn(),
+    )
+    if fallback_url:
+        primary = FailoverTransport(
+            primary, SmtpTransport(SmtpEndpoint.parse(fallback_url), local_hostname=local_hostname)
+        )
+    return CircuitBreaker(primary)

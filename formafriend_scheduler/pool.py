@@ -1,0 +1,249 @@
+"""Batches to worker processes, with a per-batch timeout, respawn and one retry.
+
+Each worker is a `spawn`ed process (no inherited MongoClient, SMTP connection
+or lock) that builds its own handler from a picklable factory and ignores
+SIGINT/SIGTERM: the parent decides when to stop. The parent pulls tasks
+lazily from an iterator, so it never holds more than one task per worker.
+`InlinePool` runs the same handler in-process (`--workers 0`, tests, demo).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import signal
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol
+
+from formafriend_scheduler.redact import one_line
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: int
+    kind: str
+    items: tuple[Any, ...]
+    attempt: int = 1
+
+
+@dataclass
+class TaskResult:
+    task_id: int
+    kind: str
+    stats: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    failure: str | None = None  # the task as a whole did not complete
+    items: tuple[Any, ...] = ()
+
+
+class Handler(Protocol):
+    def __call__(self, task: Task) -> TaskResult: ...
+
+    def close(self) -> None: ...
+
+
+HandlerFactory = Callable[[], Handler]  # must be picklable for ProcessPool
+ResultCallback = Callable[[TaskResult], None]
+StopCheck = Callable[[], bool]
+
+
+def run_safely(handler: Handler, task: Task) -> TaskResult:
+    """A task that raises becomes a failed result; the worker carries on."""
+    try:
+        result = handler(task)
+    except Exception as error:
+        log.debug("task %s failed:\n%s", task.task_id, traceback.format_exc())
+        return TaskResult(
+            task.task_id,
+            task.kind,
+            failure=one_line(f"{type(error).__name__}: {error}", 300),
+            items=task.items,
+        )
+    result.items = task.items
+    return result
+
+
+class PoolBroken(RuntimeError):
+    """Workers keep dying before doing any work (for example a crash at start)."""
+
+
+class InlinePool:
+    def __init__(self, factory: HandlerFactory) -> None:
+        self._handler = factory()
+
+    def run(self, tasks: Iterable[Task], should_stop: StopCheck, on_result: ResultCallback) -> None:
+        for task in tasks:
+            if should_stop():
+                return
+            on_result(run_safely(self._handler, task))
+
+    def close(self) -> None:
+        self._handler.close()
+
+    def __enter__(self) -> InlinePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _worker_main(connection: Connection, factory: HandlerFactory) -> None:
+    # The parent owns shutdown: it stops dispatching, waits for in-flight
+    # batches, and terminates workers after the grace period.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    handler = factory()
+    try:
+        while True:
+            try:
+                task = connection.recv()
+            except EOFError:
+                return
+            if task is None:
+                return
+            connection.send(run_safely(handler, task))
+    finally:
+        handler.close()
+
+
+@dataclass
+class _Worker:
+    process: Any  # multiprocessing.process.BaseProcess
+    connection: Connection
+    task: Task | None = None
+    started: float = 0.0
+
+
+@dataclass
+class PoolEvents:
+    timeouts: int = 0
+    crashes: int = 0
+
+
+class ProcessPool:
+    def __init__(
+        self,
+        factory: HandlerFactory,
+        workers: int,
+        task_timeout: float,
+        *,
+        on_incident: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._factory = factory
+        self._size = workers
+        self._timeout = task_timeout
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._deaths_without_work = 0
+        self._on_incident = on_incident or (lambda kind, detail: None)
+        self.events = PoolEvents()
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _spawn(self) -> _Worker:
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, args=(child_end, self._factory), name="faf-worker", daemon=True
+        )
+        process.start()
+        child_end.close()
+        worker = _Worker(process, parent_end)
+        self._workers.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        self._workers.remove(worker)
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.connection.close()
+
+    def run(self, tasks: Iterable[Task], should_stop: StopCheck, on_result: ResultCallback) -> None:
+        pending: Iterator[Task] = iter(tasks)
+        retries: deque[Task] = deque()
+        exhausted = False
+        while len(self._workers) < self._size:
+            self._spawn()
+        while True:
+            stopping = should_stop()
+            if not stopping:
+                exhausted = self._dispatch(pending, retries, exhausted)
+            busy = [w for w in self._workers if w.task is not None]
+            if not busy and (stopping or (exhausted and not retries)):
+                return
+            self._collect(busy, retries, on_result)
+
+    def _dispatch(self, pending: Iterator[Task], retries: deque[Task], exhausted: bool) -> bool:
+        for worker in [w for w in self._workers if w.task is None]:
+            task = retries.popleft() if retries else (None if exhausted else next(pending, None))
+            if task is None:
+                return True
+            worker.task, worker.started = task, time.monotonic()
+            worker.connection.send(task)
+        return exhausted
+
+    def _collect(
+        self, busy: list[_Worker], retries: deque[Task], on_result: ResultCallback
+    ) -> None:
+        deadline = min(w.started for w in busy) + self._timeout
+        wait_for = max(0.0, min(1.0, deadline - time.monotonic()))
+        ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], wait_for)
+        for worker in busy:
+            if worker.connection in ready:
+                try:
+                    result = worker.connection.recv()
+                except (EOFError, OSError):
+                    self._lost(worker, "crashed", retries, on_result)
+                    continue
+                self._deaths_without_work = 0
+                worker.task = None
+                on_result(result)
+            elif worker.process.sentinel in ready:
+                self._lost(worker, "crashed", retries, on_result)
+            elif time.monotonic() - worker.started >= self._timeout:
+                self._lost(worker, "timed out", retries, on_result)
+
+    def _lost(
+        self, worker: _Worker, how: str, retries: deque[Task], on_result: ResultCallback
+    ) -> None:
+        task = worker.task
+        assert task is not None
+        if how == "timed out":
+            self.events.timeouts += 1
+        else:
+            self.events.crashes += 1
+            self._deaths_without_work += 1
+            if self._deaths_without_work > 2 * self._size + 2:
+                raise PoolBroken(
+                    f"workers keep crashing (last exit code {worker.process.exitcode})"
+                )
+        detail = f"batch {task.task_id} ({task.kind}, attempt {task.attempt}) {how}"
+        log.error("worker %s: %s; replacing it", worker.process.pid, detail)
+        self._on_incident(how, detail)
+        self._retire(worker)
+        self._spawn()
+        if task.attempt == 1:
+            retries.append(Task(task.task_id, task.kind, task.items, attempt=2))
+        else:
+            on_result(TaskResult(task.task_id, task.kind, failure=f"{how} twice", items=task.items))
+
+    def close(self) -> None:
+        for worker in list(self._workers):
+            if worker.task is None and worker.process.is_alive():
+                with contextlib.suppress(OSError):
+                    worker.connection.send(None)
+        for worker in list(self._workers):
+            worker.process.join(timeout=5 if worker.task is None else 0)
+            self._retire(worker)

@@ -1,0 +1,103 @@
+"""Crashes and stuck workers: nothing is invited twice, each pending e-mail is
+sent at most once more, and the run carries on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from formafriend_scheduler.clock import FrozenClock, SystemClock
+from formafriend_scheduler.eligibility import Month
+from formafriend_scheduler.errors import ExitCode
+from formafriend_scheduler.jobs.delivery import CHUNK_SIZE
+from formafriend_scheduler.store import connect
+from tests.jobs.monthly_helpers import add_contacts, add_user, monthly_settings, run_monthly
+from tests.smtpserver import SmtpServer
+
+REPO = Path(__file__).parents[2]
+
+
+@pytest.mark.real_server_only
+def test_after_a_sigkill_mid_run_the_next_run_finishes_without_duplicate_invitations(
+    mongodb_uri: str, smtp_server: SmtpServer
+) -> None:
+    settings = monthly_settings(mongodb_uri, smtp_server.url, lock_ttl_seconds=5)
+    store = connect(settings)
+    alice = add_user(store)
+    emails = [f"c{i:02d}@x.org" for i in range(60)]
+    add_contacts(store, alice, *emails)
+    month = Month.containing(SystemClock().now(), settings.zone)
+    # Given the mail server stalls on the 26th message (the 2nd chunk is in flight),
+    smtp_server.recorder.stall_after = 25
+    env = {
+        **os.environ,
+        "MONGODB_URI": mongodb_uri,
+        "SMTP_URL": smtp_server.url,
+        "SCHEDULER_LOCK_TTL_SECONDS": "5",
+        "SCHEDULER_MONTHLY_JOB_DAY": "1",
+        "SCHEDULER_MONTHLY_JOB_HOUR": "0",
+    }
+    # (the user's send moment, the 1st at 00:00, has passed this month)
+    crashed = subprocess.Popen(
+        [sys.executable, "-m", "formafriend_scheduler", "monthly-invitations", "--workers", "0",
+         "--month", str(month)],
+        env=env,
+        cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert smtp_server.recorder.stalled.wait(60), "the run never reached the stall"
+    finally:
+        crashed.send_signal(signal.SIGKILL)  # no handler, no cleanup: a crash
+        crashed.wait()
+    smtp_server.recorder.stall_after = None
+    smtp_server.recorder.release.set()  # the stalled message is delivered after all
+
+    resumed_settings = monthly_settings(
+        mongodb_uri, smtp_server.url, monthly_job_day=1, monthly_job_hour=0
+    )
+    clock = FrozenClock(SystemClock().now() + timedelta(seconds=6))  # past the dead lease
+    result = run_monthly(resumed_settings, connect(resumed_settings), clock, month=month)
+
+    assert result.exit_code == ExitCode.OK
+    assert store.db["invitations"].count_documents({}) == 60  # none created twice
+    assert store.db["invitations"].count_documents({"status": "sent"}) == 60
+    received = smtp_server.recipients()
+    assert set(received) == set(emails)  # everyone got their invitation
+    duplicates = sum(count - 1 for count in received.values())
+    assert 0 < duplicates <= CHUNK_SIZE  # at most the chunk that was in flight
+    assert max(received.values()) == 2
+    dead = store.jobs.find(job_type="monthly-invitations", status="abandoned")
+    assert len(dead) == 1
+
+
+@pytest.mark.real_server_only
+def test_a_batch_past_the_worker_timeout_is_retried_once_then_reported_failed(
+    mongodb_uri: str, smtp_server: SmtpServer
+) -> None:
+    settings = monthly_settings(
+        mongodb_uri, smtp_server.url, worker_timeout_ms=2000, invitation_batch_size=5
+    )
+    store = connect(settings)
+    alice = add_user(store)
+    add_contacts(store, alice, *(f"c{i:02d}@x.org" for i in range(15)))
+    # Given the server hangs on c05, the first message of the second batch of five,
+    smtp_server.recorder.stall_for = {"c05@x.org"}
+    clock = FrozenClock(SystemClock().now())
+
+    result = run_monthly(
+        settings, store, clock, month=Month.containing(clock.now(), settings.zone), workers=2
+    )
+    smtp_server.recorder.release.set()
+
+    assert result.stats["workerTimeouts"] == 2  # the first attempt and its retry
+    assert result.stats["failedBatches"] == 1
+    assert result.stats["sentInvitations"] == 10  # the first and third batches
+    assert (result.status, result.exit_code) == ("partial", ExitCode.PARTIAL)
+    alerts = [e for e in result.events if e["event"] == "alerts-triggered"]
+    assert [a["alerts"][0]["type"] for a in alerts] == ["worker-timed-out", "worker-timed-out"]

@@ -1,0 +1,106 @@
+"""The worker pool: results, a hung batch, a crashed worker, stopping."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from formafriend_scheduler.pool import InlinePool, PoolBroken, ProcessPool, Task, TaskResult
+
+
+@dataclass(frozen=True)
+class Toy:
+    """A handler whose behaviour each task's items choose (picklable for spawn)."""
+
+    def __call__(self, task: Task) -> TaskResult:
+        action = task.items[0]
+        if action == "hang" or (action == "hang-once" and task.attempt == 1):
+            time.sleep(600)
+        if action == "crash":
+            os._exit(3)
+        if action == "raise":
+            raise ValueError("bad batch")
+        return TaskResult(task.task_id, task.kind, {"done": 1, "pid": os.getpid()})
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class ToyFactory:
+    def __call__(self) -> Toy:
+        return Toy()
+
+
+@dataclass(frozen=True)
+class BrokenFactory:
+    def __call__(self) -> Toy:
+        raise RuntimeError("cannot start")
+
+
+def tasks(*actions: str) -> list[Task]:
+    return [Task(i, "toy", (action,)) for i, action in enumerate(actions, 1)]
+
+
+def run(pool: InlinePool | ProcessPool, work: list[Task]) -> dict[int, TaskResult]:
+    results: dict[int, TaskResult] = {}
+    with pool:
+        pool.run(work, lambda: False, lambda result: results.__setitem__(result.task_id, result))
+    return results
+
+
+def test_every_task_gets_one_result_from_several_processes() -> None:
+    results = run(ProcessPool(ToyFactory(), 2, task_timeout=30), tasks(*["ok"] * 6))
+    assert sorted(results) == [1, 2, 3, 4, 5, 6]
+    assert all(r.failure is None for r in results.values())
+    assert len({r.stats["pid"] for r in results.values()}) == 2
+    assert os.getpid() not in {r.stats["pid"] for r in results.values()}
+
+
+def test_a_task_that_raises_fails_alone() -> None:
+    results = run(ProcessPool(ToyFactory(), 1, task_timeout=30), tasks("ok", "raise", "ok"))
+    assert results[2].failure == "ValueError: bad batch"
+    assert results[1].failure is results[3].failure is None
+
+
+def test_a_hung_batch_is_killed_retried_once_then_reported_failed() -> None:
+    pool = ProcessPool(ToyFactory(), 2, task_timeout=0.5)
+    results = run(pool, tasks("hang", "hang-once", "ok"))
+    assert results[1].failure == "timed out twice"
+    assert results[2].failure is None  # the retry succeeded
+    assert results[3].failure is None
+    assert pool.events.timeouts == 3
+
+
+def test_a_crashed_worker_is_replaced_and_its_batch_retried() -> None:
+    pool = ProcessPool(ToyFactory(), 1, task_timeout=30)
+    results = run(pool, tasks("crash", "ok"))
+    assert results[1].failure == "crashed twice"
+    assert results[2].failure is None
+    assert pool.events.crashes == 2
+
+
+def test_workers_that_keep_dying_before_any_work_break_the_pool() -> None:
+    with pytest.raises(PoolBroken, match="keep crashing"):
+        run(ProcessPool(BrokenFactory(), 1, task_timeout=30), tasks(*["ok"] * 6))
+
+
+def test_stopping_lets_in_flight_work_finish_and_starts_nothing_new() -> None:
+    results: dict[int, TaskResult] = {}
+    pulled: list[int] = []
+
+    def lazy() -> list[Task]:
+        return tasks(*["ok"] * 5)
+
+    def source():  # type: ignore[no-untyped-def]
+        for task in lazy():
+            pulled.append(task.task_id)
+            yield task
+
+    with InlinePool(ToyFactory()) as pool:
+        pool.run(source(), lambda: len(results) >= 2, lambda r: results.__setitem__(r.task_id, r))
+    assert sorted(results) == [1, 2]
+    assert pulled == [1, 2, 3]  # the third was pulled, then the stop was seen
