@@ -5,15 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from formafriend_scheduler.memory import MemorySampler, process_tree_rss
+from formafriend_scheduler.memory import MemorySampler, process_tree_memory
 
 
 def test_the_tree_includes_child_processes() -> None:
-    alone = process_tree_rss()
+    alone = process_tree_memory()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         # the child's own RSS is far above any noise in ours
-        with_child = process_tree_rss()
+        with_child = process_tree_memory()
     finally:
         child.kill()
         child.wait()

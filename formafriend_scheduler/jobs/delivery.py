@@ -161,4 +161,4 @@ class Deliverer:
             log.error("could not compose %s: %s", message.key, error)
             return Delivery(Outcome.FAILED, self._transport.name, f"compose: {error}")
         self._rate_limiter.wait_turn()
-        return self._transport.deliver(email, message.recipient)
+        return self._transport.deliver(email)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import importlib.resources
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -28,19 +26,27 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from formafriend_scheduler.eligibility import Month
+from formafriend_scheduler.mail.mime import address, encoded_words, multipart_alternative
 from formafriend_scheduler.mail.text import body_text, french_date, header_text
 
 Kind = Literal["invitation", "reminder-first", "reminder-second"]
 TONES = ("friendly", "professional", "fun")
 DEFAULT_TONE = "friendly"
-# RFC 5322 allows 998-character lines; folding at 78 would encode the long
-# List-Unsubscribe URL as an RFC 2047 word, which mail clients do not follow.
-MESSAGE_POLICY = policy.default.clone(max_line_length=998)
 SUBJECTS: dict[str, str] = {
     "invitation": "{sender} - Invitation pour {month}",
     "reminder-first": "{sender} - 1er rappel pour {month}",
     "reminder-second": "{sender} - 2ème rappel pour {month}",
 }
+
+
+@dataclass(frozen=True)
+class ComposedEmail:
+    """A message ready for the wire: envelope and RFC 5322 bytes."""
+
+    envelope_from: str
+    recipient: str
+    message_id: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ class Composer:
     def message_id(self, letter: Letter) -> str:
         return f"<{header_text(letter.key, 64)}.{letter.kind}@{self._domain}>"
 
-    def compose(self, letter: Letter, now: datetime) -> EmailMessage:
+    def compose(self, letter: Letter, now: datetime) -> ComposedEmail:
         tone = letter.tone if letter.tone in TONES else DEFAULT_TONE
         family = "invitation" if letter.kind == "invitation" else "reminder"
         sender = header_text(letter.sender_name) or "Un ami"
@@ -121,19 +127,30 @@ class Composer:
         text = self._env.get_template(f"{family}/{tone}.txt").render(context)
         html = self._env.get_template(f"{family}/{tone}.html").render(context)
 
-        message = EmailMessage(policy=MESSAGE_POLICY)
-        message["Subject"] = SUBJECTS[letter.kind].format(sender=sender, month=letter.month.label)
-        message["From"] = formataddr((f"{sender} via {self._from_name}", self._from_address))
         recipient_name = header_text(
             " ".join(n for n in (letter.recipient_first_name, letter.recipient_last_name) if n)
         )
-        message["To"] = formataddr((recipient_name, letter.recipient_email))
+        headers = [
+            (
+                "Subject",
+                encoded_words(
+                    SUBJECTS[letter.kind].format(sender=sender, month=letter.month.label)
+                ),
+            ),
+            ("From", address(f"{sender} via {self._from_name}", self._from_address)),
+            ("To", address(recipient_name, letter.recipient_email)),
+        ]
         if letter.sender_email and "@" in letter.sender_email:
-            message["Reply-To"] = formataddr((sender, header_text(letter.sender_email, 254)))
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = self.message_id(letter)
-        message["List-Unsubscribe"] = f"<{self.unsubscribe_url(letter.token)}>"
-        message["X-Form-A-Friend-Kind"] = letter.kind
-        message.set_content(text)
-        message.add_alternative(html, subtype="html")
-        return message
+            headers.append(("Reply-To", address(sender, header_text(letter.sender_email, 254))))
+        headers += [
+            ("Date", format_datetime(now)),
+            ("Message-ID", self.message_id(letter)),
+            ("List-Unsubscribe", f"<{self.unsubscribe_url(letter.token)}>"),
+            ("X-Form-A-Friend-Kind", letter.kind),
+        ]
+        return ComposedEmail(
+            envelope_from=self._from_address,
+            recipient=letter.recipient_email,
+            message_id=self.message_id(letter),
+            data=multipart_alternative(headers, text, html),
+        )

@@ -12,7 +12,6 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from formafriend_scheduler.mail.compose import ComposedEmail
 from formafriend_scheduler.redact import one_line
 
 
@@ -42,7 +42,7 @@ class Delivery:
 class Transport(Protocol):
     name: str
 
-    def deliver(self, message: EmailMessage, recipient: str) -> Delivery: ...
+    def deliver(self, email: ComposedEmail) -> Delivery: ...
 
     def close(self) -> None: ...
 
@@ -109,7 +109,7 @@ class SmtpTransport:
         self._connection: smtplib.SMTP | None = None
         self.name = endpoint.name
 
-    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
+    def deliver(self, email: ComposedEmail) -> Delivery:
         retrying = Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=self._first_wait, max=8),
@@ -119,19 +119,18 @@ class SmtpTransport:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._send_once(message, recipient)
+                    return self._send_once(email)
         except TransientSmtpError as error:
             return Delivery(Outcome.FAILED, self.name, str(error), error.server_problem)
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _send_once(self, message: EmailMessage, recipient: str) -> Delivery:
+    def _send_once(self, email: ComposedEmail) -> Delivery:
         try:
             connection = self._connect()
-            sender = str(message["From"].addresses[0].addr_spec)
-            connection.send_message(message, from_addr=sender, to_addrs=[recipient])
+            connection.sendmail(email.envelope_from, [email.recipient], email.data)
             return Delivery(Outcome.SENT, self.name)
         except smtplib.SMTPRecipientsRefused as error:
-            code, text = error.recipients.get(recipient, (550, b"refused"))
+            code, text = error.recipients.get(email.recipient, (550, b"refused"))
             if 500 <= code < 600:
                 return Delivery(Outcome.BOUNCED, self.name, _reply(code, text))
             raise TransientSmtpError(_reply(code, text), server_problem=False) from None
@@ -218,13 +217,13 @@ class FailoverTransport:
         self._use_fallback = False
         self.name = primary.name
 
-    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
+    def deliver(self, email: ComposedEmail) -> Delivery:
         if not self._use_fallback:
-            delivery = self._primary.deliver(message, recipient)
+            delivery = self._primary.deliver(email)
             if not (delivery.outcome is Outcome.FAILED and delivery.server_problem):
                 return delivery
             self._use_fallback = True
-        return self._fallback.deliver(message, recipient)
+        return self._fallback.deliver(email)
 
     def close(self) -> None:
         self._primary.close()
@@ -252,12 +251,12 @@ class CircuitBreaker:
         self._open_until = 0.0
         self.name = inner.name
 
-    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
+    def deliver(self, email: ComposedEmail) -> Delivery:
         if self._failures >= self._threshold and self._monotonic() < self._open_until:
             return Delivery(
                 Outcome.FAILED, self.name, "SMTP server unavailable (circuit open)", True
             )
-        delivery = self._inner.deliver(message, recipient)
+        delivery = self._inner.deliver(email)
         if delivery.outcome is Outcome.FAILED and delivery.server_problem:
             self._failures += 1
             if self._failures >= self._threshold:
@@ -286,13 +285,13 @@ class FileTransport:
         self._directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
-        message_id = str(message["Message-ID"]).strip("<>")
+    def deliver(self, email: ComposedEmail) -> Delivery:
+        message_id = email.message_id.strip("<>")
         stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in message_id)
         target = self._directory / f"{stem}.eml"
         temporary = target.with_suffix(f".tmp{os.getpid()}")
         try:
-            temporary.write_bytes(message.as_bytes())
+            temporary.write_bytes(email.data)
             temporary.replace(target)  # atomic: a reader never sees half a message
         except OSError as error:
             return Delivery(Outcome.FAILED, self.name, one_line(str(error), 200), True)

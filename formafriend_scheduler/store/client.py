@@ -128,6 +128,18 @@ class Store:
         local_time = reply.get("localTime")
         return to_utc(local_time) if isinstance(local_time, datetime) else None
 
+    @transient
+    def insert_documents(self, collection: str, documents: list[Document]) -> int:
+        """Bulk insert (sample data); returns how many were inserted."""
+        if not documents:
+            return 0
+        return len(self.db[collection].insert_many(documents, ordered=False).inserted_ids)
+
+    @transient
+    def is_empty(self) -> bool:
+        """True when the database holds no users (the app's data)."""
+        return self.db["users"].count_documents({}, limit=1) == 0
+
     def close(self) -> None:
         self._provider.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 from pathlib import Path
 
+from formafriend_scheduler.mail.compose import ComposedEmail
 from formafriend_scheduler.mail.transports import (
     CircuitBreaker,
     Delivery,
@@ -17,14 +18,16 @@ from formafriend_scheduler.mail.transports import (
 from tests.smtpserver import SmtpServer, free_port
 
 
-def message(to: str = "bob@x.org") -> EmailMessage:
+def message(to: str = "bob@x.org") -> ComposedEmail:
     msg = EmailMessage()
     msg["From"] = "Form-a-Friend <noreply@form-a-friend.com>"
     msg["To"] = to
     msg["Subject"] = "Test"
     msg["Message-ID"] = "<abc.invitation@form-a-friend.com>"
     msg.set_content("hello")
-    return msg
+    return ComposedEmail(
+        "noreply@form-a-friend.com", to, "<abc.invitation@form-a-friend.com>", msg.as_bytes()
+    )
 
 
 def transport(server: SmtpServer | None = None, port: int | None = None) -> SmtpTransport:
@@ -49,7 +52,7 @@ def test_one_connection_is_reused_for_many_messages(smtp_server: SmtpServer) -> 
     smtp = transport(smtp_server)
     first = smtp._connect()
     for i in range(3):
-        assert smtp.deliver(message(f"r{i}@x.org"), f"r{i}@x.org").outcome is Outcome.SENT
+        assert smtp.deliver(message(f"r{i}@x.org")).outcome is Outcome.SENT
     assert smtp._connect() is first
     assert len(smtp_server.received) == 3
     smtp.close()
@@ -57,9 +60,9 @@ def test_one_connection_is_reused_for_many_messages(smtp_server: SmtpServer) -> 
 
 def test_a_dropped_connection_is_reopened(smtp_server: SmtpServer) -> None:
     smtp = transport(smtp_server)
-    assert smtp.deliver(message(), "bob@x.org").outcome is Outcome.SENT
+    assert smtp.deliver(message("bob@x.org")).outcome is Outcome.SENT
     smtp._connect().sock.close()  # the server or a firewall dropped it
-    assert smtp.deliver(message(), "bob@x.org").outcome is Outcome.SENT
+    assert smtp.deliver(message("bob@x.org")).outcome is Outcome.SENT
     assert len(smtp_server.received) == 2
 
 
@@ -69,16 +72,16 @@ def test_4xx_is_retried_5xx_bounces(smtp_server: SmtpServer) -> None:
     smtp_server.refuse_always("full@x.org", "452 4.2.2 Mailbox full")
     smtp = transport(smtp_server)
 
-    assert smtp.deliver(message(), "grey@x.org").outcome is Outcome.SENT
-    bounced = smtp.deliver(message(), "nobody@x.org")
+    assert smtp.deliver(message("grey@x.org")).outcome is Outcome.SENT
+    bounced = smtp.deliver(message("nobody@x.org"))
     assert (bounced.outcome, bounced.server_problem) == (Outcome.BOUNCED, False)
     assert "550 5.1.1 User unknown" in bounced.detail
-    full = smtp.deliver(message(), "full@x.org")
+    full = smtp.deliver(message("full@x.org"))
     assert (full.outcome, full.server_problem) == (Outcome.FAILED, False)
 
 
 def test_a_server_that_is_down_fails_as_a_server_problem() -> None:
-    delivery = transport(port=free_port()).deliver(message(), "bob@x.org")
+    delivery = transport(port=free_port()).deliver(message("bob@x.org"))
     assert delivery.outcome is Outcome.FAILED
     assert delivery.server_problem
     assert "Connection refused" in delivery.detail or "ConnectionRefused" in delivery.detail
@@ -86,8 +89,8 @@ def test_a_server_that_is_down_fails_as_a_server_problem() -> None:
 
 def test_the_fallback_takes_over_when_the_primary_server_fails(smtp_server: SmtpServer) -> None:
     failover = FailoverTransport(transport(port=free_port()), transport(smtp_server))
-    first = failover.deliver(message(), "bob@x.org")
-    second = failover.deliver(message(), "carol@x.org")
+    first = failover.deliver(message("bob@x.org"))
+    second = failover.deliver(message("carol@x.org"))
     assert first.outcome is second.outcome is Outcome.SENT
     assert first.provider == f"smtp:127.0.0.1:{smtp_server.port}"
     assert smtp_server.recipients() == {"bob@x.org": 1, "carol@x.org": 1}
@@ -99,8 +102,8 @@ def test_a_refused_recipient_does_not_switch_to_the_fallback(smtp_server: SmtpSe
     other.start()
     try:
         failover = FailoverTransport(transport(smtp_server), transport(other))
-        assert failover.deliver(message(), "nobody@x.org").outcome is Outcome.BOUNCED
-        assert failover.deliver(message(), "bob@x.org").provider == transport(smtp_server).name
+        assert failover.deliver(message("nobody@x.org")).outcome is Outcome.BOUNCED
+        assert failover.deliver(message("bob@x.org")).provider == transport(smtp_server).name
         assert other.received == []
     finally:
         other.stop()
@@ -112,7 +115,7 @@ class Dead:
     def __init__(self) -> None:
         self.calls = 0
 
-    def deliver(self, message: EmailMessage, recipient: str) -> Delivery:
+    def deliver(self, email: ComposedEmail) -> Delivery:
         self.calls += 1
         return Delivery(Outcome.FAILED, self.name, "connection refused", server_problem=True)
 
@@ -125,17 +128,17 @@ def test_the_circuit_opens_after_three_server_failures_and_probes_after_the_cool
     dead = Dead()
     breaker = CircuitBreaker(dead, threshold=3, cooldown=30, monotonic=lambda: now[0])
     for _ in range(10):
-        assert breaker.deliver(message(), "bob@x.org").outcome is Outcome.FAILED
+        assert breaker.deliver(message("bob@x.org")).outcome is Outcome.FAILED
     assert dead.calls == 3  # the other seven failed fast
     now[0] = 31.0
-    breaker.deliver(message(), "bob@x.org")
+    breaker.deliver(message("bob@x.org"))
     assert dead.calls == 4  # one probe after the cooldown
 
 
 def test_the_file_transport_writes_one_eml_per_message_id(tmp_path: Path) -> None:
     files = FileTransport(tmp_path / "outbox")
-    assert files.deliver(message(), "bob@x.org").outcome is Outcome.SENT
-    assert files.deliver(message(), "bob@x.org").outcome is Outcome.SENT  # the same message again
+    assert files.deliver(message("bob@x.org")).outcome is Outcome.SENT
+    assert files.deliver(message("bob@x.org")).outcome is Outcome.SENT  # the same message again
     written = list((tmp_path / "outbox").iterdir())
     assert [p.name for p in written] == ["abc.invitation_form-a-friend.com.eml"]
     assert b"Subject: Test" in written[0].read_bytes()
