@@ -53,7 +53,7 @@ sys.path.insert(0, str(REPO))
 
 from formafriend_scheduler.config import load_settings  # noqa: E402
 from formafriend_scheduler.eligibility import Month  # noqa: E402
-from formafriend_scheduler.jobs.monthly_worker import composer_for  # noqa: E402
+from formafriend_scheduler.jobs.mailing import composer_for  # noqa: E402
 from formafriend_scheduler.mail.compose import Letter  # noqa: E402
 from formafriend_scheduler.memory import process_tree_memory  # noqa: E402
 from formafriend_scheduler.seed import SeedPlan, seed  # noqa: E402

@@ -7,6 +7,7 @@ variable is reported by its environment name in one `ConfigError`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from formafriend_scheduler.errors import ConfigError
 
 MASK = "***"
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 SMTP_SECURITY_MODES = ("starttls", "tls", "none")
 SECRET_VARIABLES = frozenset({"MONGODB_URI", "SMTP_URL", "SMTP_FALLBACK_URL"})
 
@@ -61,6 +63,14 @@ class Settings(BaseSettings):
     )
     second_reminder_days: int = Field(
         7, gt=0, validation_alias=_env("SCHEDULER_SECOND_REMINDER_DAYS")
+    )
+
+    # Quiet hours: reminders only go out between these local times of the sender.
+    reminder_window_start: str = Field(
+        "09:00", validation_alias=_env("SCHEDULER_REMINDER_WINDOW_START")
+    )
+    reminder_window_end: str = Field(
+        "20:00", validation_alias=_env("SCHEDULER_REMINDER_WINDOW_END")
     )
 
     # Cleanup and retention (original service, plus job/health history)
@@ -132,6 +142,20 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("not a known IANA timezone (for example Europe/Paris)") from None
+        return value
+
+    @field_validator("reminder_window_start", "reminder_window_end")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not _TIME_OF_DAY.match(value.strip()):
+            raise ValueError("must be a time HH:MM (00:00 to 23:59)")
+        return value.strip()
+
+    @field_validator("reminder_window_end")
+    @classmethod
+    def _window_not_empty(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("reminder_window_start"):
+            raise ValueError("must differ from SCHEDULER_REMINDER_WINDOW_START (an empty window)")
         return value
 
     @field_validator("mongodb_uri")

@@ -19,6 +19,9 @@ SCHEDULES: tuple[JobSchedule, ...] = (
         "0 * * * *",
         "hourly: each user at their own send day, time and timezone (default: the 5th at 18:00)",
     ),
+    JobSchedule(
+        "reminders", "0 * * * *", "hourly: J+3 and J+7 reminders within the sender's quiet hours"
+    ),
     JobSchedule("cleanup", "0 2 * * *", "daily at 02:00"),
     JobSchedule("health-check", "*/5 * * * *", "every 5 minutes"),
 )

@@ -70,6 +70,8 @@ def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.Monkey
         ("MONGODB_URI", "postgres://db", "mongodb://"),
         ("SMTP_URL", "smtp://host?security=maybe", "security="),
         ("APP_BASE_URL", "form-a-friend.com", "http"),
+        ("SCHEDULER_REMINDER_WINDOW_END", "24:00", "HH:MM"),
+        ("SCHEDULER_REMINDER_WINDOW_END", "09:00", "empty window"),
     ],
 )
 def test_each_invalid_variable_is_named_with_its_reason(

@@ -72,6 +72,7 @@ def main_options(
 
 
 app.command("monthly-invitations", epilog=EXIT_CODES)(jobs.monthly_invitations)
+app.command("reminders", epilog=EXIT_CODES)(jobs.reminders)
 app.command("cleanup", epilog=EXIT_CODES)(jobs.cleanup)
 app.command("health-check")(health.health_check)
 app.command("status")(observe.status)

@@ -9,6 +9,8 @@ import typer
 from formafriend_scheduler.eligibility import Month
 from formafriend_scheduler.jobs.cleanup import CleanupJob
 from formafriend_scheduler.jobs.monthly import MonthlyInvitationsJob, MonthlyOptions
+from formafriend_scheduler.jobs.reminders import ReminderOptions, RemindersJob
+from formafriend_scheduler.reminder_rules import ReminderType
 from formafriend_scheduler.store.users import parse_user_id
 
 from .run import run_job
@@ -23,6 +25,9 @@ WorkersOption = Annotated[
     typer.Option(min=0, help="Worker processes (default SCHEDULER_MAX_WORKERS; 0: in-process)."),
 ]
 LimitOption = Annotated[int | None, typer.Option(min=1, help="Only the first N due users.")]
+
+
+REMINDER_TYPES: dict[str, ReminderType] = {"first": "first", "second": "second"}
 
 
 def _month(text: str | None) -> Month | None:
@@ -91,3 +96,30 @@ def monthly_invitations(
         dry_run=dry_run,
     )
     run_job(state, MonthlyInvitationsJob(options), options.as_record(), as_json)
+
+
+@handle_errors
+def reminders(
+    ctx: typer.Context,
+    reminder_type: Annotated[
+        str | None, typer.Option("--type", help="Only this reminder: first (J+3) or second (J+7).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Check at most N candidate invitations.")
+    ] = None,
+    workers: WorkersOption = None,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send the J+3 and J+7 reminders that are due, each once, between
+    SCHEDULER_REMINDER_WINDOW_START and _END in the sender's timezone.
+
+    Run it every hour: outside quiet hours an invitation simply waits.
+
+    Example: formafriend-scheduler reminders --type first --dry-run
+    """
+    if reminder_type is not None and reminder_type not in REMINDER_TYPES:
+        raise typer.BadParameter("must be first or second", param_hint="--type")
+    only = REMINDER_TYPES.get(reminder_type or "")
+    options = ReminderOptions(only=only, limit=limit, workers=workers, dry_run=dry_run)
+    run_job(state_of(ctx), RemindersJob(options), options.as_record(), as_json)

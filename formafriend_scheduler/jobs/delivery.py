@@ -11,6 +11,7 @@ the next run sends again.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,6 +61,7 @@ class DeliveryCounts:
     failed: int = 0
     skipped: int = 0  # delivered by an earlier attempt: not sent again
     not_attempted: int = 0  # left pending because the mail server is down
+    sent_by_kind: Counter[str] = field(default_factory=Counter)
     server_down: bool = False
     errors: list[str] = field(default_factory=list)
 
@@ -146,6 +148,7 @@ class Deliverer:
         self._store.outbox.settle_each(outcomes, done, self._claimant)
 
         counts.sent += len(sent)
+        counts.sent_by_kind.update(m.letter.kind for m, _ in sent)
         counts.bounced += len(bounced)
         counts.failed += len(failed)
         attempted = len(sent) + len(bounced) + len(failed)

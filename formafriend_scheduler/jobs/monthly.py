@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,13 +21,15 @@ from typing import Any
 
 from formafriend_scheduler.context import JobContext, JobOutcome
 from formafriend_scheduler.eligibility import Month, due_for, latest_send_day
-from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED
-from formafriend_scheduler.jobs.monthly_worker import (
-    CREATE,
-    SEND,
-    MonthlyWorkerFactory,
+from formafriend_scheduler.jobs.mailing import (
     defaults_of,
+    delivery_outcome,
+    merge,
+    open_pool,
+    shared_rate_slot,
+    worker_count,
 )
+from formafriend_scheduler.jobs.monthly_worker import CREATE, SEND, MonthlyWorkerFactory
 from formafriend_scheduler.pool import InlinePool, ProcessPool, Task, TaskResult
 from formafriend_scheduler.store.users import parse_user_id, senders_filter
 
@@ -94,36 +95,20 @@ class MonthlyInvitationsJob:
         for name in STAT_NAMES:
             ctx.stats.setdefault(name, 0)
         only = parse_user_id(self.options.user_id) if self.options.user_id else None
-        workers = self.options.workers if self.options.workers is not None else settings.max_workers
-        if workers > 0 and ctx.store.in_process:
-            log.warning(
-                "an in-process (mongomock) database is not shared with workers: using --workers 0"
-            )
-            workers = 0
         factory = MonthlyWorkerFactory(
             settings=settings,
             clock=ctx.clock,
             month=month,
             run_id=ctx.run_id,
             dry_run=self.options.dry_run,
-            rate_slot=multiprocessing.get_context("spawn").Value("d", 0.0),
+            rate_slot=shared_rate_slot(),
         )
         progress = _Progress()
 
         def collect(result: TaskResult) -> None:
             self._collect(ctx, progress, result)
 
-        pool = (
-            InlinePool(factory)
-            if workers == 0
-            else ProcessPool(
-                factory,
-                workers,
-                settings.worker_timeout_ms / 1000,
-                on_incident=lambda how, detail: self._incident(ctx, how, detail),
-            )
-        )
-        with pool:
+        with open_pool(ctx, factory, worker_count(ctx, self.options.workers)) as pool:
             query = senders_filter(latest_send_day(month, now))
             progress.total = ctx.store.users.count(query) if only is None else 1
             ctx.progress(0, progress.total, "users")
@@ -210,16 +195,9 @@ class MonthlyInvitationsJob:
     # -- results ----------------------------------------------------------------
 
     def _collect(self, ctx: JobContext, progress: _Progress, result: TaskResult) -> None:
-        for name, value in result.stats.items():
-            ctx.count(name, value)
-        for message in result.errors:
-            ctx.note_error(message)
-        if result.failure is not None:
-            ctx.count("failedBatches")
-            ctx.note_error(f"batch {result.task_id} ({result.kind}) failed: {result.failure}")
-            log.error("batch %s (%s) failed: %s", result.task_id, result.kind, result.failure)
-            if result.kind == SEND:
-                ctx.count("failedInvitations", len(result.items))
+        merge(ctx, result)
+        if result.failure is not None and result.kind == SEND:
+            ctx.count("failedInvitations", len(result.items))
         if result.kind == CREATE:
             if self.options.user_id is not None or self.options.limit is not None:
                 progress.processed_users.extend(result.items)
@@ -232,16 +210,6 @@ class MonthlyInvitationsJob:
                     "sending stopped: %s; queued invitations wait for the next run", progress.halted
                 )
         ctx.progress(progress.done, max(progress.total, progress.done), progress.phase)
-
-    def _incident(self, ctx: JobContext, how: str, detail: str) -> None:
-        ctx.count("workerTimeouts" if how == "timed out" else "workerCrashes")
-        ctx.events.emit(
-            ALERTS_TRIGGERED,
-            alerts=[
-                {"type": f"worker-{how.replace(' ', '-')}", "severity": "error", "message": detail}
-            ],
-            healthData={"jobId": ctx.run_id},
-        )
 
     def _outcome(self, ctx: JobContext, progress: _Progress, month: Month) -> JobOutcome:
         stats = Counter(ctx.stats)
@@ -259,14 +227,6 @@ class MonthlyInvitationsJob:
             return JobOutcome(
                 "success", f"dry run: {summary}, {stats['wouldSend']} to send; nothing written"
             )
-        attempted = sent + failed + bounced
-        if attempted and sent == 0 and failed and progress.halted:
-            return JobOutcome("failed", f"{summary}: {progress.halted}")
-        if stats["failedBatches"] or progress.halted:
-            return JobOutcome(
-                "partial", summary + (f" ({progress.halted})" if progress.halted else "")
-            )
-        error_rate = (failed + bounced) / attempted if attempted else 0.0
-        if error_rate > ctx.settings.error_rate_threshold:
-            return JobOutcome("partial", f"{summary} (error rate {error_rate:.1%})")
-        return JobOutcome("success", summary)
+        return delivery_outcome(
+            ctx, sent=sent, failed=failed, bounced=bounced, halted=progress.halted, summary=summary
+        )

@@ -8,8 +8,6 @@ own MongoClient, SMTP connection and template environment.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +16,6 @@ from typing import Any
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.eligibility import (
-    Defaults,
     Month,
     contact_skip_reason,
     due_for,
@@ -26,11 +23,10 @@ from formafriend_scheduler.eligibility import (
 )
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
 from formafriend_scheduler.jobs.letters import MalformedDocument, letter_for
-from formafriend_scheduler.mail.compose import Composer
-from formafriend_scheduler.mail.ratelimit import RateLimiter
-from formafriend_scheduler.mail.transports import Delivery, Transport, build_transport
+from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worker_deliverer
+from formafriend_scheduler.mail.transports import Delivery, Transport
 from formafriend_scheduler.pool import Task, TaskResult
-from formafriend_scheduler.store import Store, connect
+from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.invitations import new_invitation
 
 log = logging.getLogger(__name__)
@@ -39,35 +35,9 @@ CREATE = "create"
 SEND = "send"
 
 
-def defaults_of(settings: Settings) -> Defaults:
-    return Defaults(settings.monthly_job_day, settings.monthly_job_hour, settings.timezone)
-
-
-def composer_for(settings: Settings) -> Composer:
-    return Composer(
-        from_address=settings.email_from_address,
-        from_name=settings.email_from_name,
-        base_url=settings.app_base_url,
-        templates_dir=settings.email_templates_dir,
-    )
-
-
-def transport_for(settings: Settings) -> Transport:
-    return build_transport(
-        kind=settings.email_transport,
-        smtp_url=settings.smtp_url,
-        fallback_url=settings.smtp_fallback_url,
-        outbox_dir=settings.email_outbox_dir,
-        local_hostname=socket.getfqdn(),
-    )
-
-
-class InvitationEffects:
+class InvitationEffects(BounceEffects):
     """A sent invitation moves queued -> sent and counts on its contact; a hard
     bounce marks both the invitation and the contact."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
 
     def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
         by_provider: dict[str, list[Any]] = defaultdict(list)
@@ -77,12 +47,6 @@ class InvitationEffects:
             self._store.invitations.mark_sent(ids, now, provider)
         contacts = [m.contact_id for m, _ in sent if m.contact_id is not None]
         self._store.contacts.record_sent(contacts, now)
-
-    def bounced(self, bounced: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
-        self._store.invitations.mark_bounced([(m.invitation_id, d.detail) for m, d in bounced], now)
-        self._store.contacts.record_hard_bounces(
-            [(m.contact_id, d.detail) for m, d in bounced if m.contact_id is not None], now
-        )
 
     def already_settled(self, settled: list[tuple[Outgoing, str]], now: datetime) -> None:
         # The outbox says delivered but the invitation is still queued: the run
@@ -240,19 +204,11 @@ class MonthlyWorkerFactory:
     month: Month
     run_id: str
     dry_run: bool
-    rate_slot: Any  # multiprocessing.Value("d"), shared by all workers
+    rate_slot: Any  # shared by all workers (mailing.shared_rate_slot)
 
     def __call__(self) -> MonthlyWorker:
-        store = connect(self.settings)
-        transport = transport_for(self.settings)
-        deliverer = Deliverer(
-            store=store,
-            transport=transport,
-            composer=composer_for(self.settings),
-            rate_limiter=RateLimiter(self.settings.email_rate_per_second, self.rate_slot),
-            clock=self.clock,
-            run_id=self.run_id,
-            claimant=f"{self.run_id}/{os.getpid()}",
+        store, transport, deliverer = worker_deliverer(
+            self.settings, self.clock, self.run_id, self.rate_slot
         )
         return MonthlyWorker(
             self.settings,

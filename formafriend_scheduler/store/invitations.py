@@ -100,6 +100,34 @@ def new_invitation(
     return doc
 
 
+REMINDABLE = ["sent", "opened", "started"]
+
+
+def not_expired(now: datetime) -> Document:
+    return {
+        "$or": [
+            {"expiresAt": {"$gt": now}},
+            {"expiresAt": {"$exists": False}, "createdAt": {"$gt": now - APP_DEFAULT_LIFETIME}},
+        ]
+    }
+
+
+def reminder_candidates(
+    now: datetime, first_days: int, second_days: int, only: str | None = None
+) -> Document:
+    """Invitations that may be due a reminder: sent (or opened, started), not
+    expired, old enough, and without a reminder of the type their age calls for."""
+    first_cutoff = now - timedelta(days=first_days)
+    second_cutoff = now - timedelta(days=second_days)
+    first = {
+        "tracking.sentAt": {"$lte": first_cutoff, "$gt": second_cutoff},
+        "reminders.type": {"$nin": ["first", "second"]},
+    }
+    second = {"tracking.sentAt": {"$lte": second_cutoff}, "reminders.type": {"$ne": "second"}}
+    by_age = {"first": [first], "second": [second]}.get(only or "", [first, second])
+    return {"status": {"$in": REMINDABLE}, "$and": [not_expired(now), {"$or": by_age}]}
+
+
 def queued_for(month: str, from_users: list[Any] | None = None) -> Document:
     query: Document = {"month": month, "status": "queued"}
     if from_users is not None:
@@ -177,6 +205,56 @@ class InvitationRepository(Repository):
             },
         )
         return result.modified_count
+
+    @transient
+    def reminder_page(
+        self, query: Document, after: tuple[datetime, Any] | None, limit: int
+    ) -> list[tuple[datetime, Any]]:
+        """(sentAt, _id) of the next candidates, in sentAt order (the seed's
+        { tracking.sentAt, status, expiresAt } index serves the range)."""
+        page: Document = dict(query)
+        if after is not None:
+            sent_at, last_id = after
+            page["$and"] = [
+                *query.get("$and", []),
+                {
+                    "$or": [
+                        {"tracking.sentAt": {"$gt": sent_at}},
+                        {"tracking.sentAt": sent_at, "_id": {"$gt": last_id}},
+                    ]
+                },
+            ]
+        cursor = (
+            self.collection.find(page, {"tracking.sentAt": 1})
+            .sort([("tracking.sentAt", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [(doc["tracking"]["sentAt"], doc["_id"]) for doc in cursor]
+
+    @transient
+    def count_matching(self, query: Document) -> int:
+        return self.collection.count_documents(query)
+
+    @transient
+    def load(self, ids: list[Any]) -> list[Document]:
+        return list(self.collection.find({"_id": {"$in": ids}}, INVITATION_FIELDS))
+
+    @transient
+    def push_reminders(self, reminders: list[tuple[Any, str]], now: datetime) -> BulkOutcome:
+        """Record reminders; each filter requires that none of that type exists
+        yet, so a reminder can never be recorded twice."""
+        return self.tolerant_bulk_write(
+            [
+                Update(
+                    {"_id": invitation_id, "reminders.type": {"$ne": kind}},
+                    {
+                        "$push": {"reminders": {"type": kind, "sentAt": now, "opened": False}},
+                        "$set": {"updatedAt": now},
+                    },
+                )
+                for invitation_id, kind in reminders
+            ]
+        )
 
     @transient
     def mark_bounced(self, bounces: list[tuple[Any, str]], now: datetime) -> BulkOutcome:

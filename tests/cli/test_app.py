@@ -334,3 +334,19 @@ def test_monthly_invitations_end_to_end_from_the_command_line(
     assert json.loads(first.stdout)["stats"]["sentInvitations"] == 3
     assert json.loads(second.stdout)["stats"]["sentInvitations"] == 0
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+
+
+def test_reminders_rejects_an_unknown_type(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["reminders", "--type", "third"])
+    assert result.exit_code == 2
+    assert "first or second" in result.stderr
+
+
+def test_the_quiet_hours_must_be_times_and_not_empty(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_REMINDER_WINDOW_START", "9h")
+    monkeypatch.setenv("SCHEDULER_REMINDER_WINDOW_END", "9h")
+    result = cli.invoke(app, ["reminders"])
+    assert result.exit_code == 2
+    assert "SCHEDULER_REMINDER_WINDOW_START: must be a time HH:MM" in result.stderr

@@ -1,0 +1,158 @@
+"""What the e-mail jobs (monthly-invitations, reminders) share: building a
+worker's transport and composer, running batches through the pool, and what
+a hard bounce changes."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from formafriend_scheduler.clock import Clock
+from formafriend_scheduler.config import Settings
+from formafriend_scheduler.context import JobContext, JobOutcome
+from formafriend_scheduler.eligibility import Defaults
+from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED
+from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
+from formafriend_scheduler.mail.compose import Composer
+from formafriend_scheduler.mail.ratelimit import RateLimiter
+from formafriend_scheduler.mail.transports import Delivery, Transport, build_transport
+from formafriend_scheduler.pool import HandlerFactory, InlinePool, ProcessPool, Task, TaskResult
+from formafriend_scheduler.store import Store, connect
+
+log = logging.getLogger(__name__)
+
+
+def defaults_of(settings: Settings) -> Defaults:
+    return Defaults(settings.monthly_job_day, settings.monthly_job_hour, settings.timezone)
+
+
+def composer_for(settings: Settings) -> Composer:
+    return Composer(
+        from_address=settings.email_from_address,
+        from_name=settings.email_from_name,
+        base_url=settings.app_base_url,
+        templates_dir=settings.email_templates_dir,
+    )
+
+
+def transport_for(settings: Settings) -> Transport:
+    return build_transport(
+        kind=settings.email_transport,
+        smtp_url=settings.smtp_url,
+        fallback_url=settings.smtp_fallback_url,
+        outbox_dir=settings.email_outbox_dir,
+        local_hostname=socket.getfqdn(),
+    )
+
+
+def shared_rate_slot() -> Any:
+    """The next free send slot, shared by every worker of a run."""
+    return multiprocessing.get_context("spawn").Value("d", 0.0)
+
+
+def worker_deliverer(
+    settings: Settings, clock: Clock, run_id: str, rate_slot: Any
+) -> tuple[Store, Transport, Deliverer]:
+    """A worker's own store, transport and deliverer (built in the worker)."""
+    store = connect(settings)
+    transport = transport_for(settings)
+    deliverer = Deliverer(
+        store=store,
+        transport=transport,
+        composer=composer_for(settings),
+        rate_limiter=RateLimiter(settings.email_rate_per_second, rate_slot),
+        clock=clock,
+        run_id=run_id,
+        claimant=f"{run_id}/{os.getpid()}",
+    )
+    return store, transport, deliverer
+
+
+class BounceEffects:
+    """A permanent refusal: the invitation becomes `bounced`, the contact a hard bounce."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def bounced(self, bounced: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
+        self._store.invitations.mark_bounced([(m.invitation_id, d.detail) for m, d in bounced], now)
+        self._store.contacts.record_hard_bounces(
+            [(m.contact_id, d.detail) for m, d in bounced if m.contact_id is not None], now
+        )
+
+
+def worker_count(ctx: JobContext, requested: int | None) -> int:
+    workers = requested if requested is not None else ctx.settings.max_workers
+    if workers > 0 and ctx.store.in_process:
+        log.warning("an in-process (mongomock) database is not shared with workers: --workers 0")
+        return 0
+    return workers
+
+
+def open_pool(ctx: JobContext, factory: HandlerFactory, workers: int) -> InlinePool | ProcessPool:
+    if workers == 0:
+        return InlinePool(factory)
+
+    def incident(how: str, detail: str) -> None:
+        ctx.count("workerTimeouts" if how == "timed out" else "workerCrashes")
+        ctx.events.emit(
+            ALERTS_TRIGGERED,
+            alerts=[
+                {"type": f"worker-{how.replace(' ', '-')}", "severity": "error", "message": detail}
+            ],
+            healthData={"jobId": ctx.run_id},
+        )
+
+    return ProcessPool(
+        factory, workers, ctx.settings.worker_timeout_ms / 1000, on_incident=incident
+    )
+
+
+def merge(ctx: JobContext, result: TaskResult) -> None:
+    """Add a batch's stats and errors to the run's; a failed batch is counted."""
+    for name, value in result.stats.items():
+        ctx.count(name, value)
+    for message in result.errors:
+        ctx.note_error(message)
+    if result.failure is not None:
+        ctx.count("failedBatches")
+        ctx.note_error(f"batch {result.task_id} ({result.kind}) failed: {result.failure}")
+        log.error("batch %s (%s) failed: %s", result.task_id, result.kind, result.failure)
+
+
+def batches(
+    ids: Iterable[Any], size: int, kind: str, numbering: Callable[[], int]
+) -> Iterable[Task]:
+    batch: list[Any] = []
+    for item in ids:
+        batch.append(item)
+        if len(batch) >= size:
+            yield Task(numbering(), kind, tuple(batch))
+            batch = []
+    if batch:
+        yield Task(numbering(), kind, tuple(batch))
+
+
+def delivery_outcome(
+    ctx: JobContext, *, sent: int, failed: int, bounced: int, halted: str, summary: str
+) -> JobOutcome:
+    """The run's status from what its e-mails did.
+
+    failed: nothing could be sent because the mail server was down;
+    partial: a batch failed, sending stopped early, or failures and bounces
+    went over SCHEDULER_ERROR_RATE_THRESHOLD; success otherwise.
+    """
+    attempted = sent + failed + bounced
+    if attempted and sent == 0 and failed and halted:
+        return JobOutcome("failed", f"{summary}: {halted}")
+    if ctx.stats.get("failedBatches") or halted:
+        return JobOutcome("partial", summary + (f" ({halted})" if halted else ""))
+    error_rate = (failed + bounced) / attempted if attempted else 0.0
+    if error_rate > ctx.settings.error_rate_threshold:
+        return JobOutcome("partial", f"{summary} (error rate {error_rate:.1%})")
+    return JobOutcome("success", summary)
