@@ -149,25 +149,41 @@ def is_active_sender(user: dict[str, Any]) -> bool:
     )
 
 
-def cycle_completed(user: dict[str, Any], moment: datetime) -> bool:
-    """The user's cycle for the month of `moment` already ran: the app's
-    `metadata.lastMonthlyJobRun` is at or after that send moment."""
+def cycle_update(
+    user: dict[str, Any], moment: datetime, next_moment: datetime, now: datetime
+) -> dict[str, Any]:
+    """What a newly completed cycle writes on the user document.
+
+    `statistics.joinedCycles + 1`, unless the original scheduler already
+    counted this month (its `metadata.lastMonthlyJobRun` lies in this month's
+    cycle); `metadata.lastMonthlyJobRun`, moved forward only and not by a
+    backfill whose date would fall in a later month's cycle.
+    """
     last = subdocument(user, "metadata").get("lastMonthlyJobRun")
-    return isinstance(last, datetime) and to_utc(last) >= moment
+    counted = isinstance(last, datetime) and moment <= to_utc(last) < next_moment
+    update: dict[str, Any] = {"$set": {"updatedAt": now}}
+    if not counted:
+        update["$inc"] = {"statistics.joinedCycles": 1}
+    if now < next_moment:
+        update["$max"] = {"metadata.lastMonthlyJobRun": now}
+    return update
 
 
 @dataclass(frozen=True)
 class Due:
     due: bool
     moment: datetime
+    next_moment: datetime
     problems: tuple[str, ...]
 
 
 def due_for(user: dict[str, Any], month: Month, now: datetime, defaults: Defaults) -> Due:
+    """An active sender whose own moment for `month` has passed. Whether the
+    cycle already ran is the scheduler's marker's to say (store.cycles)."""
     schedule = send_schedule(user, defaults)
     moment = schedule.moment(month)
-    due = is_active_sender(user) and moment <= now and not cycle_completed(user, moment)
-    return Due(due, moment, schedule.problems)
+    due = is_active_sender(user) and moment <= now
+    return Due(due, moment, schedule.moment(month.next()), schedule.problems)
 
 
 def latest_send_day(month: Month, now: datetime) -> int | None:
@@ -187,7 +203,23 @@ def latest_send_day(month: Month, now: datetime) -> int | None:
 CONTACT_STATUSES = ("active", "pending")
 BLOCKING_EMAIL_STATUSES = ("bounced_permanent", "complained", "unsubscribed")
 MAX_BOUNCES = 5
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A plain ASCII addr-spec: no whitespace, control characters, or characters
+# that would end or extend an address header (<>,;"()[]\).
+_ADDRESS = re.compile(r"^[^\s<>,;\"()\[\]\\@]+@[^\s<>,;\"()\[\]\\@]+\.[A-Za-z0-9-]{2,}$")
+
+
+def plain_address(value: Any) -> str | None:
+    """The address, trimmed and lower-cased, when it is a plain addr-spec; else None.
+
+    Addresses are untrusted input that ends up in headers: anything else is
+    refused here rather than escaped later.
+    """
+    if not isinstance(value, str):
+        return None
+    address = value.strip().lower()
+    if not address.isascii() or not address.isprintable() or not _ADDRESS.match(address):
+        return None
+    return address
 
 
 def contact_skip_reason(contact: dict[str, Any]) -> str | None:
@@ -196,8 +228,7 @@ def contact_skip_reason(contact: dict[str, Any]) -> str | None:
     Missing fields take the app's defaults: status pending, emailStatus
     active, bounceCount 0, optedOut false, isActive true.
     """
-    email = contact.get("email")
-    if not isinstance(email, str) or not _EMAIL.match(email.strip()):
+    if plain_address(contact.get("email")) is None:
         return "malformed"
     if contact.get("status", "pending") not in CONTACT_STATUSES:
         return "status"

@@ -10,8 +10,11 @@ lazily from an iterator, so it never holds more than one task per worker.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
+import os
 import signal
 import time
 import traceback
@@ -24,6 +27,7 @@ from typing import Any, Protocol
 from formafriend_scheduler.redact import one_line
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -95,11 +99,24 @@ class InlinePool:
         self.close()
 
 
-def _worker_main(connection: Connection, factory: HandlerFactory) -> None:
+def _die_with(parent_pid: int) -> None:
+    """Have the kernel kill this worker when its parent dies (Linux), so a
+    killed run leaves no worker sending on unsupervised."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        log.debug("no PR_SET_PDEATHSIG here; workers notice a dead parent between batches")
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker_main(connection: Connection, factory: HandlerFactory, parent_pid: int) -> None:
     # The parent owns shutdown: it stops dispatching, waits for in-flight
     # batches, and terminates workers after the grace period.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with(parent_pid)
     handler = factory()
     try:
         while True:
@@ -155,7 +172,10 @@ class ProcessPool:
     def _spawn(self) -> _Worker:
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(
-            target=_worker_main, args=(child_end, self._factory), name="faf-worker", daemon=True
+            target=_worker_main,
+            args=(child_end, self._factory, os.getpid()),
+            name="faf-worker",
+            daemon=True,
         )
         process.start()
         child_end.close()
@@ -182,6 +202,15 @@ class ProcessPool:
                 exhausted = self._dispatch(pending, retries, exhausted)
             busy = [w for w in self._workers if w.task is not None]
             if not busy and (stopping or (exhausted and not retries)):
+                for task in retries:  # a retry the stop left undone still gets its result
+                    on_result(
+                        TaskResult(
+                            task.task_id,
+                            task.kind,
+                            failure="not retried: stopping",
+                            items=task.items,
+                        )
+                    )
                 return
             self._collect(busy, retries, on_result)
 

@@ -4,6 +4,7 @@ by FAF_TEST_MONGODB_URI). With CI=true the real server is mandatory."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -44,11 +45,18 @@ def real_server_uri() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No developer .env file or SCHEDULER_* variable leaks into a test."""
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No developer .env file or SCHEDULER_* variable leaks into a test, and no
+    test leaves the package logging to a stream that is gone."""
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    yield
+    package_logger = logging.getLogger("formafriend_scheduler")
+    for handler in list(package_logger.handlers):
+        package_logger.removeHandler(handler)
+    package_logger.propagate = True
+    package_logger.setLevel(logging.NOTSET)
 
 
 def database_uri(server_uri: str, database: str) -> str:

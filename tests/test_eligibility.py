@@ -12,14 +12,16 @@ from formafriend_scheduler.eligibility import (
     Defaults,
     Month,
     contact_skip_reason,
-    cycle_completed,
+    cycle_update,
     due_for,
     latest_send_day,
+    plain_address,
     send_schedule,
 )
 
 DEFAULTS = Defaults(day=5, hour=18, timezone="Europe/Paris")
 JANUARY = Month(2027, 1)
+MINUTE = timedelta(minutes=1)
 
 
 def user(**preferences: Any) -> dict[str, Any]:
@@ -78,17 +80,16 @@ def test_a_wall_time_skipped_by_spring_forward_still_has_one_moment() -> None:
     assert due_for(paris_user, Month(2027, 3), moment, DEFAULTS).due
 
 
-def test_a_wall_time_repeated_by_fall_back_is_due_once_at_its_first_occurrence() -> None:
-    # 2027-11-07 01:30 happens twice in New York (clocks go back 02:00 -> 01:00).
+def test_a_wall_time_repeated_by_fall_back_is_due_from_its_first_occurrence() -> None:
+    # 2027-11-07 01:30 happens twice in New York (clocks go back 02:00 -> 01:00):
+    # the moment is the first one, a single instant; the cycle marker then
+    # keeps the second 01:30 from starting the cycle again (tests/jobs).
     new_yorker = user(sendDay=7, sendTime="01:30", timezone="America/New_York")
     november = Month(2027, 11)
     moment = send_schedule(new_yorker, DEFAULTS).moment(november)
     assert moment == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)  # the first 01:30, EDT
-    # Due once: after the run records it, the second 01:30 (EST) does not re-trigger.
-    second_occurrence = datetime(2027, 11, 7, 6, 30, tzinfo=UTC)
-    processed = {**new_yorker, "metadata": {"lastMonthlyJobRun": moment + timedelta(minutes=1)}}
+    assert not due_for(new_yorker, november, moment - MINUTE, DEFAULTS).due
     assert due_for(new_yorker, november, moment, DEFAULTS).due
-    assert not due_for(processed, november, second_occurrence, DEFAULTS).due
 
 
 def test_due_needs_the_moment_passed_an_active_sender_and_no_run_yet() -> None:
@@ -100,16 +101,23 @@ def test_due_needs_the_moment_passed_an_active_sender_and_no_run_yet() -> None:
     assert due_for({"preferences": {"optedOut": False}}, JANUARY, at_moment, DEFAULTS).due
 
 
-def test_a_cycle_run_after_this_months_moment_is_complete() -> None:
+def test_a_completed_cycle_counts_once_and_never_moves_the_last_run_back() -> None:
     moment = datetime(2027, 1, 5, 17, 0, tzinfo=UTC)
-    december_run = {"metadata": {"lastMonthlyJobRun": datetime(2026, 12, 31, 23, 0, tzinfo=UTC)}}
-    january_run = {"metadata": {"lastMonthlyJobRun": moment + timedelta(minutes=3)}}
-    naive_january_run = {"metadata": {"lastMonthlyJobRun": datetime(2027, 1, 5, 17, 3)}}
-    malformed = {"metadata": {"lastMonthlyJobRun": "2027-01-05"}}
-    assert not cycle_completed(december_run, moment)
-    assert cycle_completed(january_run, moment)
-    assert cycle_completed(naive_january_run, moment)
-    assert not cycle_completed(malformed, moment)
+    next_moment = datetime(2027, 2, 5, 17, 0, tzinfo=UTC)
+    now = moment + timedelta(hours=1)
+    fresh = cycle_update({}, moment, next_moment, now)
+    assert fresh == {
+        "$set": {"updatedAt": now},
+        "$inc": {"statistics.joinedCycles": 1},
+        "$max": {"metadata.lastMonthlyJobRun": now},
+    }
+    # The original scheduler already ran this month's cycle: not counted twice.
+    served = {"metadata": {"lastMonthlyJobRun": moment + timedelta(minutes=5)}}
+    assert "$inc" not in cycle_update(served, moment, next_moment, now)
+    # A backfill of January on 10 February leaves lastMonthlyJobRun alone, or
+    # February's own cycle would look done.
+    backfill = cycle_update({}, moment, next_moment, datetime(2027, 2, 10, tzinfo=UTC))
+    assert "$max" not in backfill and backfill["$inc"] == {"statistics.joinedCycles": 1}
 
 
 def test_users_across_timezones_become_due_at_their_own_moment() -> None:
@@ -160,9 +168,28 @@ def test_months_parse_and_read_in_french() -> None:
         ({}, "malformed"),
         ({"email": "not-an-address"}, "malformed"),
         ({"email": 42}, "malformed"),
+        ({"email": "a@x.org\r\nBcc: victim@evil.example"}, "malformed"),
     ],
 )
 def test_which_contacts_can_receive_an_invitation(
     contact: dict[str, Any], reason: str | None
 ) -> None:
     assert contact_skip_reason(contact) == reason
+
+
+@pytest.mark.parametrize(
+    ("value", "address"),
+    [
+        ("Bob@Example.ORG ", "bob@example.org"),
+        ("first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk"),
+        ("a@x.org\r\nBcc: v@evil.example", None),
+        ("Bob <bob@x.org>", None),
+        ("a,b@x.org", None),
+        ('"a"@x.org', None),
+        ("a@x", None),
+        ("é@x.org", None),
+        (None, None),
+    ],
+)
+def test_only_plain_addresses_are_accepted(value: Any, address: str | None) -> None:
+    assert plain_address(value) == address

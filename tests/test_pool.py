@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+import psutil
 import pytest
 
 from formafriend_scheduler.pool import InlinePool, PoolBroken, ProcessPool, Task, TaskResult
+
+REPO = Path(__file__).parents[1]
 
 
 @dataclass(frozen=True)
@@ -104,3 +110,39 @@ def test_stopping_lets_in_flight_work_finish_and_starts_nothing_new() -> None:
         pool.run(source(), lambda: len(results) >= 2, lambda r: results.__setitem__(r.task_id, r))
     assert sorted(results) == [1, 2]
     assert pulled == [1, 2, 3]  # the third was pulled, then the stop was seen
+
+
+ORPHAN_SCRIPT = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from tests.test_pool import ToyFactory, tasks
+from formafriend_scheduler.pool import ProcessPool
+pool = ProcessPool(ToyFactory(), 2, task_timeout=600)
+calls = []
+def report():  # asked before each dispatch round: the second time, both workers hang
+    calls.append(1)
+    if len(calls) == 2:
+        print(" ".join(str(w.process.pid) for w in pool._workers), flush=True)
+    return False
+pool.run(tasks("hang", "hang"), report, lambda result: None)
+"""
+
+
+def test_workers_die_with_a_killed_parent() -> None:
+    # Given a run whose two workers are busy, when the run is SIGKILLed,
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT.format(repo=str(REPO))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    worker_pids = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(worker_pids) == 2
+    parent.kill()
+    parent.wait()
+    # then the kernel takes its workers down too: none sends on unsupervised.
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(pid) for pid in worker_pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in worker_pids if psutil.pid_exists(pid)]
+    assert alive == [] or all(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE for pid in alive)

@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from formafriend_scheduler.clock import Clock
@@ -77,6 +77,27 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+SAME_REFUSAL_IS_THE_SERVER = 3
+
+
+def suspicious_bounces(
+    bounced: list[tuple[Outgoing, Delivery]],
+    failed: list[tuple[Outgoing, Delivery]],
+    sent: list[tuple[Outgoing, Delivery]],
+) -> tuple[list[tuple[Outgoing, Delivery]], list[tuple[Outgoing, Delivery]]]:
+    """Every recipient of a chunk refused with the same reply: that is the
+    server refusing (relaying denied, a blocklist), not dead mailboxes, so
+    nobody is marked bounced."""
+    replies = {delivery.detail for _, delivery in bounced}
+    if sent or len(bounced) < SAME_REFUSAL_IS_THE_SERVER or len(replies) != 1:
+        return bounced, failed
+    downgraded = [
+        (message, Delivery(Outcome.FAILED, delivery.provider, delivery.detail, server_problem=True))
+        for message, delivery in bounced
+    ]
+    return [], failed + downgraded
+
+
 class Deliverer:
     def __init__(
         self,
@@ -88,6 +109,7 @@ class Deliverer:
         clock: Clock,
         run_id: str,
         claimant: str,
+        stale_after: timedelta,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self._store = store
@@ -97,6 +119,7 @@ class Deliverer:
         self._clock = clock
         self._run_id = run_id
         self._claimant = claimant
+        self._stale_after = stale_after
         self._chunk_size = chunk_size
 
     def deliver(self, messages: list[Outgoing], effects: Effects) -> DeliveryCounts:
@@ -119,6 +142,7 @@ class Deliverer:
             self._claimant,
             self._run_id,
             now,
+            stale_before=now - self._stale_after,
         )
         settled = [
             (m, str(claim.settled[m.key].get("state"))) for m in chunk if m.key in claim.settled
@@ -137,15 +161,19 @@ class Deliverer:
                 delivery.outcome
             ].append((message, delivery))
 
+        bounced, failed = suspicious_bounces(bounced, failed, sent)
         done = self._clock.now()
+        # The outbox first: once a message is known delivered it is never sent
+        # again, even if the run stops before the app's data say so (the next
+        # run finishes those writes from the outbox: Effects.already_settled).
         if sent:
-            effects.delivered(sent, done)
             self._store.outbox.settle([m.key for m, _ in sent], "sent", done, self._claimant)
-        if bounced:
-            effects.bounced(bounced, done)
+            effects.delivered(sent, done)
         outcomes = [(m.key, "bounced", d.detail) for m, d in bounced]
         outcomes += [(m.key, "failed", d.detail) for m, d in failed]
         self._store.outbox.settle_each(outcomes, done, self._claimant)
+        if bounced:
+            effects.bounced(bounced, done)
 
         counts.sent += len(sent)
         counts.sent_by_kind.update(m.letter.kind for m, _ in sent)

@@ -6,7 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from formafriend_scheduler.clock import to_utc
-from formafriend_scheduler.eligibility import Defaults, Month, send_schedule, subdocument
+from formafriend_scheduler.eligibility import (
+    Defaults,
+    Month,
+    plain_address,
+    send_schedule,
+    subdocument,
+)
 from formafriend_scheduler.mail.compose import DEFAULT_TONE, Kind, Letter
 
 
@@ -39,7 +45,8 @@ def letter_for(
     expires_at, month = invitation.get("expiresAt"), invitation.get("month")
     if not isinstance(token, str) or not token:
         raise MalformedDocument(f"invitation {invitation.get('_id')} has no token")
-    if not isinstance(recipient, str) or "@" not in recipient:
+    recipient = plain_address(recipient)
+    if recipient is None:
         raise MalformedDocument(f"invitation {invitation.get('_id')} has no valid toEmail")
     if not isinstance(expires_at, datetime):
         raise MalformedDocument(f"invitation {invitation.get('_id')} has no expiresAt date")
@@ -62,8 +69,8 @@ def letter_for(
         expires_at=to_utc(expires_at),
         timezone=send_schedule(sender, defaults).zone,
         sender_name=display_name(sender),
-        sender_email=sender.get("email") if isinstance(sender.get("email"), str) else None,
-        recipient_email=recipient.strip().lower(),
+        sender_email=plain_address(sender.get("email")),  # Reply-To only when safe
+        recipient_email=recipient,
         recipient_first_name=_text(contact.get("firstName")),
         recipient_last_name=_text(contact.get("lastName")),
         custom_message=_text(custom),

@@ -9,8 +9,8 @@ import multiprocessing
 import os
 import socket
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
@@ -69,18 +69,25 @@ def worker_deliverer(
         clock=clock,
         run_id=run_id,
         claimant=f"{run_id}/{os.getpid()}",
+        # A live worker cannot hold a message longer than a batch may run.
+        stale_after=timedelta(milliseconds=settings.worker_timeout_ms),
     )
     return store, transport, deliverer
 
 
 class BounceEffects:
-    """A permanent refusal: the invitation becomes `bounced`, the contact a hard bounce."""
+    """A permanent refusal: the invitation becomes `bounced` (from the statuses
+    this job sends for, never from one the app moved on), the contact a hard bounce."""
+
+    bounce_from: ClassVar[list[str | None]]
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
     def bounced(self, bounced: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
-        self._store.invitations.mark_bounced([(m.invitation_id, d.detail) for m, d in bounced], now)
+        self._store.invitations.mark_bounced(
+            [(m.invitation_id, d.detail) for m, d in bounced], now, self.bounce_from
+        )
         self._store.contacts.record_hard_bounces(
             [(m.contact_id, d.detail) for m, d in bounced if m.contact_id is not None], now
         )

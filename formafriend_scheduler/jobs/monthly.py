@@ -31,6 +31,7 @@ from formafriend_scheduler.jobs.mailing import (
 )
 from formafriend_scheduler.jobs.monthly_worker import CREATE, SEND, MonthlyWorkerFactory
 from formafriend_scheduler.pool import InlinePool, ProcessPool, Task, TaskResult
+from formafriend_scheduler.store.indexes import INVITATION_KEYS
 from formafriend_scheduler.store.users import parse_user_id, senders_filter
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class MonthlyInvitationsJob:
         for name in STAT_NAMES:
             ctx.stats.setdefault(name, 0)
         only = parse_user_id(self.options.user_id) if self.options.user_id else None
+        if not self.options.dry_run:
+            ctx.store.indexes.ensure(INVITATION_KEYS)  # at most one invitation per recipient
         factory = MonthlyWorkerFactory(
             settings=settings,
             clock=ctx.clock,
@@ -132,14 +135,10 @@ class MonthlyInvitationsJob:
         after = None
         while True:
             page = ctx.store.users.candidates_page(query, after, USER_PAGE, only)
+            # One query per page for the markers of cycles already run this month.
+            done = ctx.store.cycles.completed([user["_id"] for user in page], str(month))
             for user in page:
-                due = due_for(user, month, now, defaults)
-                if due.problems:
-                    ctx.count("invalidPreferences")
-                    log.warning(
-                        "user %s: %s; using the defaults", user["_id"], "; ".join(due.problems)
-                    )
-                if not due.due:
+                if user["_id"] in done or not due_for(user, month, now, defaults).due:
                     continue
                 ctx.count("totalUsers")
                 batch.append(user["_id"])
@@ -197,7 +196,9 @@ class MonthlyInvitationsJob:
     def _collect(self, ctx: JobContext, progress: _Progress, result: TaskResult) -> None:
         merge(ctx, result)
         if result.failure is not None and result.kind == SEND:
-            ctx.count("failedInvitations", len(result.items))
+            # Some may have gone out before the batch failed: the outbox knows,
+            # and the next run sends only what is still queued.
+            ctx.count("unconfirmedInvitations", len(result.items))
         if result.kind == CREATE:
             if self.options.user_id is not None or self.options.limit is not None:
                 progress.processed_users.extend(result.items)

@@ -11,14 +11,16 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.eligibility import (
     Month,
     contact_skip_reason,
+    cycle_update,
     due_for,
+    is_active_sender,
     subdocument,
 )
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
@@ -38,6 +40,8 @@ SEND = "send"
 class InvitationEffects(BounceEffects):
     """A sent invitation moves queued -> sent and counts on its contact; a hard
     bounce marks both the invitation and the contact."""
+
+    bounce_from: ClassVar[list[str | None]] = ["queued", None]
 
     def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
         by_provider: dict[str, list[Any]] = defaultdict(list)
@@ -79,77 +83,117 @@ class MonthlyWorker:
 
     def create(self, task: Task) -> TaskResult:
         now = self.clock.now()
+        month = str(self.month)
         stats: Counter[str] = Counter()
         errors: list[str] = []
         defaults = defaults_of(self.settings)
-        moments = {}
-        for user in self.store.users.load(list(task.items)):
-            due = due_for(user, self.month, now, defaults)
-            if due.due:  # checked again: the run may have waited since selection
-                moments[user["_id"]] = (user, due.moment)
+        users = self.store.users.load(list(task.items))
+        done = self.store.cycles.completed([u["_id"] for u in users], month)
+        due = {}
+        for user in users:
+            # Checked again: the run may have waited since it listed this user.
+            verdict = due_for(user, self.month, now, defaults)
+            if verdict.due and user["_id"] not in done:
+                due[user["_id"]] = (user, verdict)
+                if verdict.problems:
+                    stats["invalidPreferences"] += 1
+                    log.info(
+                        "user %s: %s; using the defaults", user["_id"], "; ".join(verdict.problems)
+                    )
         contacts_by_owner: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-        for contact in self.store.contacts.of_owners(list(moments)):
+        for contact in self.store.contacts.of_owners(list(due)):
             contacts_by_owner[contact.get("ownerId")].append(contact)
 
-        lifetime = timedelta(days=self.settings.invitation_expiry_days)
-        docs, owners_of_docs = [], []
-        for user_id, (user, _) in moments.items():
-            preferences = subdocument(user, "preferences")
-            seen: set[str] = set()
-            for contact in contacts_by_owner.get(user_id, []):
-                reason = contact_skip_reason(contact)
-                email = str(contact.get("email", "")).strip().lower()
-                if reason is None and email in seen:
-                    reason = "duplicate"
-                if reason is not None:
-                    stats["skippedContacts"] += 1
-                    stats["skipped" + reason[0].upper() + reason[1:]] += 1
-                    if reason == "malformed":
-                        log.warning(
-                            "skipped malformed contact %s of user %s", contact.get("_id"), user_id
-                        )
-                    continue
-                seen.add(email)
-                docs.append(
-                    new_invitation(
-                        from_user_id=user_id,
-                        to_email=email,
-                        to_user_id=contact.get("contactUserId"),
-                        month=str(self.month),
-                        template=str(preferences.get("emailTemplate") or "friendly"),
-                        custom_message=_custom_message(preferences),
-                        now=now,
-                        lifetime=lifetime,
-                    )
-                )
-                owners_of_docs.append(user_id)
+        docs = []
+        for user_id, (user, _) in due.items():
+            docs += self._invitations_for(user, contacts_by_owner.get(user_id, []), now, stats)
 
-        failed_owners: set[Any] = set()
         if self.dry_run:
-            existing = self.store.invitations.existing_recipients(list(moments), str(self.month))
+            existing = self.store.invitations.existing_recipients(list(due), month)
             fresh = [d for d in docs if (d["fromUserId"], d["toEmail"]) not in existing]
             stats["createdInvitations"] += len(fresh)
             stats["alreadyInvited"] += len(docs) - len(fresh)
         else:
-            outcome = self.store.invitations.insert_new(docs)
-            stats["alreadyInvited"] += len(outcome.duplicates)
-            stats["createdInvitations"] += len(docs) - len(outcome.duplicates) - len(outcome.errors)
-            for index, reason in outcome.errors.items():
-                stats["failedCreates"] += 1
-                errors.append(f"create for user {owners_of_docs[index]}: {reason}")
-                failed_owners.add(owners_of_docs[index])
-            # A user whose invitations all exist now has had this month's cycle.
-            complete = {uid: m for uid, (_, m) in moments.items() if uid not in failed_owners}
-            self.store.users.complete_cycles(complete, now)
-        stats["processedUsers"] += len(moments)
+            failed_owners = self._insert(docs, stats, errors)
+            completed = [uid for uid in due if uid not in failed_owners]
+            newly = self.store.cycles.complete(completed, month, self.run_id, now)
+            self.store.users.record_cycles(
+                [
+                    (
+                        uid,
+                        cycle_update(due[uid][0], due[uid][1].moment, due[uid][1].next_moment, now),
+                    )
+                    for uid in completed
+                    if uid in newly
+                ]
+            )
+        stats["processedUsers"] += len(due)
         stats["batchesProcessed"] += 1
         return TaskResult(task.task_id, task.kind, dict(stats), errors)
+
+    def _invitations_for(
+        self,
+        user: dict[str, Any],
+        contacts: list[dict[str, Any]],
+        now: datetime,
+        stats: Counter[str],
+    ) -> list[dict[str, Any]]:
+        preferences = subdocument(user, "preferences")
+        lifetime = timedelta(days=self.settings.invitation_expiry_days)
+        docs, seen = [], set()
+        for contact in contacts:
+            reason = contact_skip_reason(contact)
+            email = str(contact.get("email", "")).strip().lower()
+            if reason is None and email in seen:
+                reason = "duplicate"
+            if reason is not None:
+                stats["skippedContacts"] += 1
+                stats["skipped" + reason[0].upper() + reason[1:]] += 1
+                if reason == "malformed":
+                    log.warning(
+                        "skipped malformed contact %s of user %s", contact.get("_id"), user["_id"]
+                    )
+                continue
+            seen.add(email)
+            docs.append(
+                new_invitation(
+                    from_user_id=user["_id"],
+                    to_email=email,
+                    to_user_id=contact.get("contactUserId"),
+                    month=str(self.month),
+                    template=str(preferences.get("emailTemplate") or "friendly"),
+                    custom_message=_custom_message(preferences),
+                    now=now,
+                    lifetime=lifetime,
+                )
+            )
+        return docs
+
+    def _insert(
+        self, docs: list[dict[str, Any]], stats: Counter[str], errors: list[str]
+    ) -> set[Any]:
+        """Insert in bulk writes of SCHEDULER_INVITATION_BATCH_SIZE; returns the
+        users with an invitation that could not be written (not complete)."""
+        failed_owners: set[Any] = set()
+        size = self.settings.invitation_batch_size
+        for start in range(0, len(docs), size):
+            chunk = docs[start : start + size]
+            outcome = self.store.invitations.insert_new(chunk)
+            stats["alreadyInvited"] += len(outcome.duplicates)
+            stats["createdInvitations"] += (
+                len(chunk) - len(outcome.duplicates) - len(outcome.errors)
+            )
+            for index, reason in outcome.errors.items():
+                owner = chunk[index]["fromUserId"]
+                stats["failedCreates"] += 1
+                errors.append(f"create for user {owner}: {reason}")
+                failed_owners.add(owner)
+        return failed_owners
 
     # -- sending ------------------------------------------------------------
 
     def send(self, task: Task) -> TaskResult:
         stats: Counter[str] = Counter()
-        errors: list[str] = []
         invitations = self.store.invitations.load_queued(list(task.items))
         senders = {
             u["_id"]: u for u in self.store.users.load({i.get("fromUserId") for i in invitations})
@@ -160,23 +204,23 @@ class MonthlyWorker:
         outgoing = []
         for invitation in invitations:
             pair = (invitation.get("fromUserId"), str(invitation.get("toEmail", "")).lower())
-            contact = contacts.get(pair)
+            sender, contact = senders.get(pair[0]), contacts.get(pair)
+            # Still allowed? The sender may have opted out, the contact unsubscribed
+            # or bounced since the invitation was created; it then stays queued.
+            if sender is None or not is_active_sender(sender):
+                stats["heldSenderInactive"] += 1
+                continue
+            if contact is not None and contact_skip_reason(contact) is not None:
+                stats["heldContactUnreachable"] += 1
+                continue
             try:
-                letter = letter_for(
-                    "invitation", invitation, senders.get(pair[0]), contact, defaults
-                )
+                letter = letter_for("invitation", invitation, sender, contact, defaults)
             except MalformedDocument as error:
                 stats["malformedInvitations"] += 1
                 log.warning("skipped: %s", error)
                 continue
-            outgoing.append(
-                Outgoing(
-                    invitation["_id"],
-                    contact.get("_id") if contact else None,
-                    letter.recipient_email,
-                    letter,
-                )
-            )
+            contact_id = contact.get("_id") if contact else None
+            outgoing.append(Outgoing(invitation["_id"], contact_id, letter.recipient_email, letter))
         stats["totalInvitations"] += len(outgoing)
         counts = self.deliverer.deliver(outgoing, InvitationEffects(self.store))
         stats["sentInvitations"] += counts.sent
@@ -186,8 +230,7 @@ class MonthlyWorker:
         stats["alreadySent"] += counts.skipped
         stats["smtpDown"] += int(counts.server_down)
         stats["batchesProcessed"] += 1
-        errors.extend(counts.errors)
-        return TaskResult(task.task_id, task.kind, dict(stats), errors)
+        return TaskResult(task.task_id, task.kind, dict(stats), counts.errors)
 
 
 def _custom_message(preferences: dict[str, Any]) -> str | None:

@@ -93,7 +93,7 @@ class RemindersJob:
         def collect(result: TaskResult) -> None:
             merge(ctx, result)
             if result.failure is not None:
-                ctx.count("failedReminders", len(result.items))
+                ctx.count("unconfirmedReminders", len(result.items))
             if result.stats.get("smtpDown"):
                 self._halted = True
             self._done += len(result.items)

@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
@@ -38,6 +38,8 @@ REMINDER_OF_KIND = {kind: reminder for reminder, kind in LETTER_KIND.items()}
 
 class ReminderEffects(BounceEffects):
     """A delivered reminder is pushed to the invitation's `reminders`."""
+
+    bounce_from: ClassVar[list[str | None]] = list(REMINDABLE_STATUSES)
 
     def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
         self._store.invitations.push_reminders(

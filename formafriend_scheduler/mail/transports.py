@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -86,6 +87,33 @@ class TransientSmtpError(Exception):
         self.server_problem = server_problem
 
 
+# A refused RCPT is a hard bounce only when the reply says the mailbox or the
+# domain does not exist (RFC 3463 5.1.x, 5.2.1 disabled); 5.7.x (policy, relay,
+# authentication), 5.3.x and 5.4.x are the server's doing, as are replies
+# without an enhanced code other than the mailbox ones (550, 551, 553).
+_MAILBOX_CODES = (550, 551, 553)
+_ENHANCED = re.compile(rb"^\s*([245])\.(\d{1,3})\.(\d{1,3})")
+
+
+def classify_recipient_refusal(code: int, text: bytes | str, provider: str) -> Delivery:
+    detail = _reply(code, text)
+    raw = text if isinstance(text, bytes) else str(text).encode()
+    enhanced = _ENHANCED.match(raw)
+    if 400 <= code < 500:
+        raise TransientSmtpError(detail, server_problem=False)
+    if enhanced:
+        subject, item = enhanced.group(2), enhanced.group(3)
+        mailbox_gone = subject == b"1" or (subject == b"2" and item == b"1")
+        if mailbox_gone:
+            return Delivery(Outcome.BOUNCED, provider, detail)
+        if subject == b"2":  # 5.2.2 full, 5.2.3 too large: the mailbox exists
+            return Delivery(Outcome.FAILED, provider, detail)
+        return Delivery(Outcome.FAILED, provider, detail, server_problem=True)
+    if code in _MAILBOX_CODES:
+        return Delivery(Outcome.BOUNCED, provider, detail)
+    return Delivery(Outcome.FAILED, provider, detail, server_problem=True)
+
+
 def _reply(code: int, text: bytes | str) -> str:
     message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return one_line(f"{code} {message}", 200)
@@ -131,9 +159,7 @@ class SmtpTransport:
             return Delivery(Outcome.SENT, self.name)
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(email.recipient, (550, b"refused"))
-            if 500 <= code < 600:
-                return Delivery(Outcome.BOUNCED, self.name, _reply(code, text))
-            raise TransientSmtpError(_reply(code, text), server_problem=False) from None
+            return classify_recipient_refusal(code, text, self.name)
         except smtplib.SMTPDataError as error:
             if 500 <= error.smtp_code < 600:
                 # Refused content, not a refused recipient: fail without bouncing.

@@ -23,6 +23,7 @@ from formafriend_scheduler.errors import ConfigError
 from formafriend_scheduler.redact import Redactor
 from formafriend_scheduler.store.base import Document
 from formafriend_scheduler.store.contacts import ContactRepository
+from formafriend_scheduler.store.cycles import CycleRepository
 from formafriend_scheduler.store.indexes import IndexManager
 from formafriend_scheduler.store.invitations import InvitationRepository
 from formafriend_scheduler.store.locks import LockRepository
@@ -98,6 +99,7 @@ class Store:
         self.contacts = ContactRepository(self)
         self.users = UserRepository(self)
         self.outbox = OutboxRepository(self)
+        self.cycles = CycleRepository(self)
 
     @property
     def db(self) -> Database[Document]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from formafriend_scheduler.errors import StoreError
 from formafriend_scheduler.store.base import Document
 from formafriend_scheduler.store.retry import RetryPolicy, transient
 
@@ -54,9 +55,15 @@ SCHEDULER_INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("scheduler_health", (("checkedAt", -1),)),
     IndexSpec("scheduler_metrics", (("recordedAt", 1),)),
     IndexSpec("scheduler_outbox", (("state", 1), ("updatedAt", 1))),
+    IndexSpec("scheduler_cycles", (("completedAt", 1),)),
 )
 
 ALL_INDEXES = APP_INDEXES + SCHEDULER_INDEXES
+# What exactly-once creation rests on: checked (and created if missing) by
+# every monthly run, not only by init-db.
+INVITATION_KEYS = tuple(
+    spec for spec in APP_INDEXES if spec.collection == "invitations" and spec.unique
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class IndexState:
     spec: IndexSpec
     present: bool
     created: bool = False
+    not_unique: bool = False  # the keys are indexed, but without the uniqueness we rely on
 
 
 def _direction(value: Any) -> int | str:
@@ -94,7 +102,13 @@ class IndexManager:
         for spec in specs:
             if spec.collection not in patterns:
                 patterns[spec.collection] = _key_patterns(self._db, spec.collection)
-            states.append(IndexState(spec, present=spec.keys in patterns[spec.collection]))
+            existing = patterns[spec.collection].get(spec.keys)
+            not_unique = existing is not None and spec.unique and not existing.get("unique")
+            states.append(
+                IndexState(
+                    spec, present=existing is not None and not not_unique, not_unique=not_unique
+                )
+            )
         return states
 
     @transient
@@ -105,6 +119,11 @@ class IndexManager:
             if state.present:
                 states.append(state)
                 continue
+            if state.not_unique:
+                raise StoreError(
+                    f"{state.spec.describe()}: the keys are indexed without `unique`; "
+                    "replace that index with a unique one (duplicates must go first)"
+                )
             self._db[state.spec.collection].create_index(
                 list(state.spec.keys), unique=state.spec.unique
             )

@@ -128,8 +128,12 @@ def reminder_candidates(
     return {"status": {"$in": REMINDABLE}, "$and": [not_expired(now), {"$or": by_age}]}
 
 
+# A missing status is the app's default, `queued`.
+QUEUED: Document = {"$in": ["queued", None]}
+
+
 def queued_for(month: str, from_users: list[Any] | None = None) -> Document:
-    query: Document = {"month": month, "status": "queued"}
+    query: Document = {"month": month, "status": QUEUED}
     if from_users is not None:
         query["fromUserId"] = {"$in": from_users}
     return query
@@ -185,7 +189,7 @@ class InvitationRepository(Repository):
 
     @transient
     def load_queued(self, ids: list[Any]) -> list[Document]:
-        cursor = self.collection.find({"_id": {"$in": ids}, "status": "queued"}, INVITATION_FIELDS)
+        cursor = self.collection.find({"_id": {"$in": ids}, "status": QUEUED}, INVITATION_FIELDS)
         return list(cursor)
 
     @transient
@@ -194,7 +198,7 @@ class InvitationRepository(Repository):
         if not ids:
             return 0
         result = self.collection.update_many(
-            {"_id": {"$in": ids}, "status": "queued"},
+            {"_id": {"$in": ids}, "status": QUEUED},
             {
                 "$set": {
                     "status": "sent",
@@ -257,14 +261,15 @@ class InvitationRepository(Repository):
         )
 
     @transient
-    def mark_bounced(self, bounces: list[tuple[Any, str]], now: datetime) -> BulkOutcome:
+    def mark_bounced(
+        self, bounces: list[tuple[Any, str]], now: datetime, from_statuses: list[str | None]
+    ) -> BulkOutcome:
+        """A permanent refusal: `bounced`, but only from the statuses the caller
+        was sending for (a queued invitation; a reminded sent/opened/started one)."""
         return self.tolerant_bulk_write(
             [
                 Update(
-                    {
-                        "_id": invitation_id,
-                        "status": {"$in": ["queued", "sent", "opened", "started"]},
-                    },
+                    {"_id": invitation_id, "status": {"$in": from_statuses}},
                     {
                         "$set": {
                             "status": "bounced",

@@ -6,7 +6,7 @@ claimed by inserting (or taking over) its document in state `handed` just
 before it is handed to SMTP, so a crash can only leave `handed` the messages
 that were in flight; the next run sends those again (at most once more).
 
-    handed -> sent | bounced | failed;  failed or stale handed -> handed (retry)
+    handed -> sent | bounced | failed;  failed, or handed by a dead claimant -> handed
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from formafriend_scheduler.store.base import Document, Insert, Repository
 from formafriend_scheduler.store.retry import transient
 
 FINAL_STATES = ("sent", "bounced")
-RETRYABLE_STATES = ("handed", "failed")
 
 
 def outbox_key(invitation_id: Any, kind: str) -> str:
@@ -45,10 +44,17 @@ class OutboxRepository(Repository):
         claimant: str,
         run_id: str,
         now: datetime,
+        stale_before: datetime,
     ) -> Claim:
-        """Claim messages for sending. New ones are inserted `handed`; ones a
-        previous attempt left `handed` or `failed` are taken over; delivered
-        ones are reported as settled and must not be sent again."""
+        """Claim messages for sending. New ones are inserted `handed`.
+
+        An existing entry is taken over when its last attempt `failed`, or
+        when it is `handed` by a claimant that cannot still be sending it: a
+        worker of this same run (the pool only retries a batch after killing
+        the worker that had it) or a claim older than `stale_before` (a run
+        that died). Delivered ones are reported as settled: never sent again.
+        Anything else is busy: another live claimant holds it.
+        """
         if not entries:
             return Claim()
         docs = [
@@ -73,8 +79,13 @@ class OutboxRepository(Repository):
         self.collection.update_many(
             {
                 "_id": {"$in": existing},
-                "state": {"$in": list(RETRYABLE_STATES)},
                 "claimant": {"$ne": claimant},
+                "$or": [
+                    {"state": "failed"},
+                    {"state": "handed", "runId": run_id},
+                    {"state": "handed", "claimedAt": {"$lt": stale_before}},
+                    {"state": "handed", "claimedAt": {"$exists": False}},
+                ],
             },
             {
                 "$set": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -68,24 +67,16 @@ class UserRepository(Repository):
         return list(self.collection.find({"_id": {"$in": list(ids)}}, SENDER_FIELDS))
 
     @transient
-    def complete_cycles(self, moments: dict[Any, datetime], now: datetime) -> BulkOutcome:
-        """Record each user's monthly run: `metadata.lastMonthlyJobRun` and
-        `statistics.joinedCycles + 1`, once per month: the filter only matches
-        a user whose last run is before this month's send moment."""
-        updates = [
-            Update(
-                {
-                    "_id": user_id,
-                    "$or": [
-                        {"metadata.lastMonthlyJobRun": {"$not": {"$type": "date"}}},
-                        {"metadata.lastMonthlyJobRun": {"$lt": moment}},
-                    ],
-                },
-                {
-                    "$set": {"metadata.lastMonthlyJobRun": now, "updatedAt": now},
-                    "$inc": {"statistics.joinedCycles": 1},
-                },
-            )
-            for user_id, moment in moments.items()
-        ]
-        return self.tolerant_bulk_write(updates)
+    def record_cycles(self, updates: list[tuple[Any, Document]]) -> BulkOutcome:
+        """Apply each (user id, update) for a newly completed cycle."""
+        return self.tolerant_bulk_write(
+            [
+                Update(
+                    {
+                        "_id": uid,
+                    },
+                    update,
+                )
+                for uid, update in updates
+            ]
+        )

@@ -58,10 +58,12 @@ def test_after_a_sigkill_mid_run_the_next_run_finishes_without_duplicate_invitat
     smtp_server.recorder.stall_after = None
     smtp_server.recorder.release.set()  # the stalled message is delivered after all
 
+    # Past the dead run's lease (5 s) and past the time a live worker could
+    # still hold its in-flight chunk (the batch timeout, 3 s here).
     resumed_settings = monthly_settings(
-        mongodb_uri, smtp_server.url, monthly_job_day=1, monthly_job_hour=0
+        mongodb_uri, smtp_server.url, monthly_job_day=1, monthly_job_hour=0, worker_timeout_ms=3000
     )
-    clock = FrozenClock(SystemClock().now() + timedelta(seconds=6))  # past the dead lease
+    clock = FrozenClock(SystemClock().now() + timedelta(seconds=6))
     result = run_monthly(resumed_settings, connect(resumed_settings), clock, month=month)
 
     assert result.exit_code == ExitCode.OK

@@ -5,6 +5,8 @@ from __future__ import annotations
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
+
 from formafriend_scheduler.mail.compose import ComposedEmail
 from formafriend_scheduler.mail.transports import (
     CircuitBreaker,
@@ -142,3 +144,25 @@ def test_the_file_transport_writes_one_eml_per_message_id(tmp_path: Path) -> Non
     written = list((tmp_path / "outbox").iterdir())
     assert [p.name for p in written] == ["abc.invitation_form-a-friend.com.eml"]
     assert b"Subject: Test" in written[0].read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome", "server_problem"),
+    [
+        ("550 5.1.1 User unknown", Outcome.BOUNCED, False),
+        ("550 No such user here", Outcome.BOUNCED, False),
+        ("553 5.1.3 Bad address syntax", Outcome.BOUNCED, False),
+        ("550 5.2.1 Mailbox disabled", Outcome.BOUNCED, False),
+        ("552 5.2.2 Mailbox full", Outcome.FAILED, False),
+        ("554 5.7.1 Relay access denied", Outcome.FAILED, True),
+        ("550 5.7.1 Client host blocked", Outcome.FAILED, True),
+        ("530 5.7.0 Authentication required", Outcome.FAILED, True),
+        ("554 Transaction failed", Outcome.FAILED, True),
+    ],
+)
+def test_only_a_missing_mailbox_is_a_hard_bounce(
+    smtp_server: SmtpServer, reply: str, outcome: Outcome, server_problem: bool
+) -> None:
+    smtp_server.refuse_always("r@x.org", reply)
+    delivery = transport(smtp_server).deliver(message("r@x.org"))
+    assert (delivery.outcome, delivery.server_problem) == (outcome, server_problem)

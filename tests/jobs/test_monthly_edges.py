@@ -1,0 +1,223 @@
+"""monthly-invitations at the edges: a server refusing everyone, backfills,
+changed send days, missing indexes and fields, hostile addresses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from formafriend_scheduler.clock import FrozenClock
+from formafriend_scheduler.eligibility import Month
+from formafriend_scheduler.errors import ExitCode
+from formafriend_scheduler.store import Store, connect
+from tests import factories
+from tests.jobs.monthly_helpers import (
+    JANUARY,
+    add_contacts,
+    add_user,
+    at_send_moment,
+    invitations_of,
+    monthly_settings,
+    run_monthly,
+)
+from tests.smtpserver import SmtpServer
+
+
+@pytest.fixture
+def setup(mongodb_uri: str, smtp_server: SmtpServer) -> tuple[Any, Store]:
+    settings = monthly_settings(mongodb_uri, smtp_server.url)
+    return settings, connect(settings)
+
+
+def test_a_server_refusing_every_recipient_bounces_nobody(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store)
+    emails = [f"c{i}@x.org" for i in range(6)]
+    add_contacts(store, alice, *emails)
+    for email in emails:
+        smtp_server.refuse_always(email, "554 5.7.1 Relay access denied")
+
+    result = run_monthly(settings, store, at_send_moment())
+
+    assert result.stats["bouncedInvitations"] == 0
+    assert result.exit_code in (ExitCode.FAILED, ExitCode.PARTIAL)
+    assert store.db["contacts"].count_documents({"emailStatus": "bounced_permanent"}) == 0
+    assert store.db["invitations"].count_documents({"status": "queued"}) == 6
+
+
+def test_the_same_refusal_for_a_whole_chunk_is_the_server_not_the_mailboxes(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store)
+    emails = [f"c{i}@x.org" for i in range(5)]
+    add_contacts(store, alice, *emails)
+    for email in emails:  # no enhanced code: looks like "no such user", for everyone
+        smtp_server.refuse_always(email, "550 Relaying denied")
+
+    result = run_monthly(settings, store, at_send_moment())
+
+    assert result.stats["bouncedInvitations"] == 0
+    assert store.db["contacts"].count_documents({"emailStatus": "bounced_permanent"}) == 0
+
+
+def test_a_backfilled_month_does_not_hide_the_next_one(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store)
+    add_contacts(store, alice, "a@x.org")
+    clock = FrozenClock(datetime(2027, 2, 10, 12, 0, tzinfo=UTC))
+
+    january = run_monthly(settings, store, clock, month=JANUARY)
+    february = run_monthly(settings, store, clock, month=Month(2027, 2))
+
+    assert january.stats["sentInvitations"] == february.stats["sentInvitations"] == 1
+    assert {doc["month"] for doc in store.db["invitations"].find()} == {"2027-01", "2027-02"}
+    user = store.db["users"].find_one({"_id": alice["_id"]})
+    assert user is not None and user["statistics"]["joinedCycles"] == 2
+
+
+def test_moving_the_send_day_later_in_the_month_does_not_start_a_second_cycle(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store, preferences={"sendDay": 5})
+    add_contacts(store, alice, "a@x.org")
+    clock = at_send_moment()
+    run_monthly(settings, store, clock)
+    store.db["users"].update_one({"_id": alice["_id"]}, {"$set": {"preferences.sendDay": 20}})
+    store.db["contacts"].insert_one(factories.contact(alice["_id"], "new@x.org"))
+    clock.set(datetime(2027, 1, 20, 18, 0, tzinfo=UTC))
+
+    again = run_monthly(settings, store, clock)
+
+    assert again.stats["totalUsers"] == 0
+    user = store.db["users"].find_one({"_id": alice["_id"]})
+    assert user is not None and user["statistics"]["joinedCycles"] == 1
+
+
+def test_a_user_the_original_scheduler_already_counted_is_not_counted_twice(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    clock = at_send_moment()
+    alice = add_user(
+        store,
+        metadata={"lastMonthlyJobRun": clock.now() + timedelta(minutes=1)},
+        statistics={"joinedCycles": 7},
+    )
+    add_contacts(store, alice, "a@x.org")
+    clock.advance(timedelta(minutes=30))
+
+    run_monthly(settings, store, clock)
+
+    user = store.db["users"].find_one({"_id": alice["_id"]})
+    assert user is not None and user["statistics"]["joinedCycles"] == 7
+
+
+def test_the_run_creates_the_unique_keys_it_relies_on(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store)
+    add_contacts(store, alice, "a@x.org")
+    run_monthly(settings, store, at_send_moment())
+    info = store.db["invitations"].index_information()
+    unique = {tuple(k for k, _ in spec["key"]) for spec in info.values() if spec.get("unique")}
+    assert ("fromUserId", "toEmail", "month") in unique and ("token",) in unique
+
+
+def test_a_non_unique_index_on_the_invitation_keys_fails_the_run_clearly(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    store.db["invitations"].create_index([("fromUserId", 1), ("toEmail", 1), ("month", 1)])
+    alice = add_user(store)
+    add_contacts(store, alice, "a@x.org")
+
+    result = run_monthly(settings, store, at_send_moment())
+
+    assert (result.status, result.exit_code) == ("failed", ExitCode.FAILED)
+    assert "without `unique`" in result.message
+    assert store.db["invitations"].count_documents({}) == 0
+
+
+def test_a_queued_invitation_without_a_status_field_is_sent(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store)
+    add_contacts(store, alice, "a@x.org")
+    doc = factories.invitation(
+        alice["_id"], "a@x.org", "2027-01", expires_at=datetime(2027, 3, 1, tzinfo=UTC)
+    )
+    store.db["invitations"].insert_one(doc)  # made by the app: no status means queued
+
+    result = run_monthly(settings, store, at_send_moment())
+
+    assert result.stats["sentInvitations"] == 1 and result.stats["alreadyInvited"] == 1
+    assert invitations_of(store, alice)["a@x.org"]["status"] == "sent"
+
+
+def test_hostile_addresses_never_reach_a_header(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    mallory = add_user(store, email="mallory@x.org>, victim@evil.example")
+    add_contacts(store, mallory, "ok@x.org")
+    hostile = factories.invitation(
+        mallory["_id"],
+        "a@x.org\r\nBcc: victim@evil.example",
+        "2027-01",
+        expires_at=datetime(2027, 3, 1, tzinfo=UTC),
+        status="queued",
+    )
+    store.db["invitations"].insert_one(hostile)
+
+    result = run_monthly(settings, store, at_send_moment())
+
+    assert result.stats["malformedInvitations"] == 1
+    (received,) = smtp_server.received
+    assert received.recipients == ["ok@x.org"]
+    headers = received.raw.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"evil.example" not in headers and b"\nbcc:" not in headers
+    assert received.message["Reply-To"] is None  # the sender's address was not plain
+
+
+def test_an_invitation_whose_contact_unsubscribed_since_stays_queued(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store)
+    add_contacts(store, alice, {"email": "gone@x.org", "emailStatus": "unsubscribed"})
+    doc = factories.invitation(
+        alice["_id"],
+        "gone@x.org",
+        "2027-01",
+        expires_at=datetime(2027, 3, 1, tzinfo=UTC),
+        status="queued",
+    )
+    store.db["invitations"].insert_one(doc)
+
+    result = run_monthly(settings, store, at_send_moment())
+
+    assert result.stats["heldContactUnreachable"] == 1
+    assert smtp_server.received == []
+    assert invitations_of(store, alice)["gone@x.org"]["status"] == "queued"
+
+
+def test_an_invitation_the_app_moved_on_is_never_moved_back(
+    store: Store, clock: FrozenClock
+) -> None:
+    owner = factories.user()["_id"]
+    doc = factories.invitation(owner, "a@x.org", "2027-01", expires_at=clock.now(), status="opened")
+    store.db["invitations"].insert_one(doc)
+    assert store.invitations.mark_sent([doc["_id"]], clock.now(), "smtp") == 0
+    store.invitations.mark_bounced([(doc["_id"], "550")], clock.now(), ["queued", None])
+    found = store.db["invitations"].find_one({"_id": doc["_id"]})
+    assert found is not None and found["status"] == "opened"
