@@ -26,20 +26,13 @@ floor, and the ratio. Exit status 1 when a check fails.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
-import resource
-import shutil
 import smtplib
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,105 +44,15 @@ import pymongo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import MB, count_recipients, run_scheduler, smtp_sink  # noqa: E402
 from formafriend_scheduler.config import load_settings  # noqa: E402
 from formafriend_scheduler.eligibility import Month  # noqa: E402
 from formafriend_scheduler.jobs.mailing import composer_for  # noqa: E402
 from formafriend_scheduler.mail.compose import Letter  # noqa: E402
-from formafriend_scheduler.memory import process_tree_memory  # noqa: E402
 from formafriend_scheduler.seed import SeedPlan, seed  # noqa: E402
 from formafriend_scheduler.store import connect  # noqa: E402
 from formafriend_scheduler.store.invitations import new_invitation  # noqa: E402
 from tests.realserver import ferretdb_server  # noqa: E402
-from tests.smtpserver import free_port  # noqa: E402
-
-MB = 1024 * 1024
-
-
-@contextmanager
-def smtp_sink(dump_dir: Path) -> Iterator[int]:
-    binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-    if not Path(binary).exists():
-        sys.exit("smtp-sink not found: apt-get install postfix (it ships Postfix's smtp-sink)")
-    port = free_port()
-    os.chmod(dump_dir, 0o777)  # smtp-sink drops to user nobody
-    process = subprocess.Popen(
-        [binary, "-u", "nobody", "-d", f"{dump_dir}/%M.", f"127.0.0.1:{port}", "1000"]
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            smtplib.SMTP("127.0.0.1", port, timeout=1).quit()
-            break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def count_recipients(dump_dir: Path) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for path in dump_dir.iterdir():
-        with path.open("rb") as dump:
-            for line in dump:
-                if line.startswith(b"X-Rcpt-Args: <"):
-                    counts[line[len(b"X-Rcpt-Args: <") :].split(b">", 1)[0].decode()] += 1
-                elif not line.startswith(b"X-"):
-                    break
-    return counts
-
-
-class TreeMemory:
-    """Samples a process tree's memory (PSS sum) every `interval` seconds."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self._process = psutil.Process(pid)
-        self._interval = interval
-        self._stop = threading.Event()
-        self.peak = 0
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.peak = max(self.peak, process_tree_memory(self._process))
-            except psutil.NoSuchProcess:
-                return
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        return self.peak
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_scheduler(env: dict[str, str], month: Month, workers: int) -> dict[str, Any]:
-    cpu_before = children_cpu()  # the sink is not reaped yet: only the scheduler's tree counts
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "formafriend_scheduler", "monthly-invitations",
-            "--month", str(month), "--workers", str(workers), "--json",
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    memory = TreeMemory(process.pid)
-    stdout, _ = process.communicate()
-    wall = time.perf_counter() - started
-    peak = memory.stop()
-    cpu = children_cpu() - cpu_before
-    report = json.loads(stdout)
-    return {"wall": wall, "cpu": cpu, "peak": peak, "exit": process.returncode, "report": report}
 
 
 def _send_prebuilt(port: int, messages: list[bytes], recipients: list[str]) -> None:
@@ -265,7 +168,9 @@ def main() -> int:
                 "SMTP_URL": f"smtp://127.0.0.1:{port}?security=none",
             }
             env.pop("EMAIL_TRANSPORT", None)
-            run = run_scheduler(env, month, args.workers)
+            run = run_scheduler(
+                env, ["monthly-invitations", "--month", str(month), "--workers", str(args.workers)]
+            )
         received = count_recipients(dump_dir / "run")
 
         invitations = store.db["invitations"]
