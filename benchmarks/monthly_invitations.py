@@ -47,8 +47,8 @@ sys.path.insert(0, str(REPO))
 from benchmarks.common import MB, count_recipients, run_scheduler, smtp_sink  # noqa: E402
 from formafriend_scheduler.config import load_settings  # noqa: E402
 from formafriend_scheduler.eligibility import Month  # noqa: E402
-from formafriend_scheduler.jobs.mailing import composer_for  # noqa: E402
 from formafriend_scheduler.mail.compose import Letter  # noqa: E402
+from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
 from formafriend_scheduler.seed import SeedPlan, seed  # noqa: E402
 from formafriend_scheduler.store import connect  # noqa: E402
 from formafriend_scheduler.store.invitations import new_invitation  # noqa: E402

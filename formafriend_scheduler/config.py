@@ -21,7 +21,34 @@ from formafriend_scheduler.errors import ConfigError
 MASK = "***"
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 SMTP_SECURITY_MODES = ("starttls", "tls", "none")
+# URLs whose password is a secret; values that are secret whole; URLs whose
+# path and query are a secret (webhook and ping tokens live there).
 SECRET_VARIABLES = frozenset({"MONGODB_URI", "SMTP_URL", "SMTP_FALLBACK_URL"})
+SECRET_WHOLE = frozenset({"SCHEDULER_WEBHOOK_SECRET"})
+SECRET_PATHS = frozenset(
+    {
+        "SCHEDULER_WEBHOOK_URL",
+        "SCHEDULER_PING_URL",
+        "SCHEDULER_PING_URL_MONTHLY_INVITATIONS",
+        "SCHEDULER_PING_URL_REMINDERS",
+        "SCHEDULER_PING_URL_CLEANUP",
+        "SCHEDULER_PING_URL_HEALTH_CHECK",
+    }
+)
+DEFAULT_HOOK_EVENTS = "job-failed,alerts-triggered,alerts-resolved,high-memory-usage"
+KNOWN_EVENTS = frozenset(
+    {
+        "job-started",
+        "job-completed",
+        "job-failed",
+        "monthly-job-completed",
+        "reminder-job-completed",
+        "cleanup-job-completed",
+        "high-memory-usage",
+        "alerts-triggered",
+        "alerts-resolved",
+    }
+)
 
 
 def _env(name: str) -> Any:
@@ -135,6 +162,45 @@ class Settings(BaseSettings):
     )
     app_base_url: str = Field("http://localhost:3000", validation_alias=_env("APP_BASE_URL"))
 
+    # Monitoring: event sinks, dead-man pings, alerts, Prometheus
+    webhook_url: str | None = Field(None, validation_alias=_env("SCHEDULER_WEBHOOK_URL"))
+    webhook_events: str = Field(
+        DEFAULT_HOOK_EVENTS, validation_alias=_env("SCHEDULER_WEBHOOK_EVENTS")
+    )
+    webhook_secret: str | None = Field(None, validation_alias=_env("SCHEDULER_WEBHOOK_SECRET"))
+    webhook_timeout_seconds: float = Field(
+        5, gt=0, validation_alias=_env("SCHEDULER_WEBHOOK_TIMEOUT_SECONDS")
+    )
+    webhook_attempts: int = Field(3, ge=1, validation_alias=_env("SCHEDULER_WEBHOOK_ATTEMPTS"))
+    event_command: str | None = Field(None, validation_alias=_env("SCHEDULER_EVENT_COMMAND"))
+    event_command_events: str = Field(
+        DEFAULT_HOOK_EVENTS, validation_alias=_env("SCHEDULER_EVENT_COMMAND_EVENTS")
+    )
+    event_command_timeout_seconds: float = Field(
+        30, gt=0, validation_alias=_env("SCHEDULER_EVENT_COMMAND_TIMEOUT_SECONDS")
+    )
+    alert_email: str | None = Field(None, validation_alias=_env("SCHEDULER_ALERT_EMAIL"))
+    alert_repeat_minutes: float = Field(
+        60, gt=0, validation_alias=_env("SCHEDULER_ALERT_REPEAT_MINUTES")
+    )
+    queued_alert_hours: float = Field(
+        6, gt=0, validation_alias=_env("SCHEDULER_QUEUED_ALERT_HOURS")
+    )
+    ping_url: str | None = Field(None, validation_alias=_env("SCHEDULER_PING_URL"))
+    ping_url_monthly_invitations: str | None = Field(
+        None, validation_alias=_env("SCHEDULER_PING_URL_MONTHLY_INVITATIONS")
+    )
+    ping_url_reminders: str | None = Field(
+        None, validation_alias=_env("SCHEDULER_PING_URL_REMINDERS")
+    )
+    ping_url_cleanup: str | None = Field(None, validation_alias=_env("SCHEDULER_PING_URL_CLEANUP"))
+    ping_url_health_check: str | None = Field(
+        None, validation_alias=_env("SCHEDULER_PING_URL_HEALTH_CHECK")
+    )
+    prometheus_textfile: Path | None = Field(
+        None, validation_alias=_env("SCHEDULER_PROMETHEUS_TEXTFILE")
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -184,6 +250,43 @@ class Settings(BaseSettings):
         if security not in SMTP_SECURITY_MODES:
             raise ValueError("security= must be one of " + ", ".join(SMTP_SECURITY_MODES))
         return value
+
+    @field_validator(
+        "webhook_url",
+        "ping_url",
+        "ping_url_monthly_invitations",
+        "ping_url_reminders",
+        "ping_url_cleanup",
+        "ping_url_health_check",
+    )
+    @classmethod
+    def _hook_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("webhook_events", "event_command_events")
+    @classmethod
+    def _event_names(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name != "*" and name not in KNOWN_EVENTS]
+        if unknown:
+            known = ", ".join(sorted(KNOWN_EVENTS))
+            raise ValueError(f"unknown event(s) {', '.join(unknown)}; known: {known} or *")
+        return ",".join(names)
+
+    @field_validator("alert_email")
+    @classmethod
+    def _alert_addresses(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        addresses = [a.strip() for a in value.split(",") if a.strip()]
+        if not addresses or any("@" not in a or any(c in a for c in " <>\r\n;") for a in addresses):
+            raise ValueError("must be one or more plain e-mail addresses, comma-separated")
+        return ",".join(addresses)
 
     @field_validator("app_base_url")
     @classmethod
@@ -236,7 +339,23 @@ class Settings(BaseSettings):
             password = urlsplit(url).password if url else None
             if password:
                 secrets.extend({password, unquote(password)})
+        if self.webhook_secret:
+            secrets.append(self.webhook_secret)
+        for name in SECRET_PATHS:
+            url = getattr(self, field_of(name))
+            if url:
+                parts = urlsplit(url)
+                secrets += [p for p in (parts.path, parts.query) if len(p) > 1]
         return secrets
+
+    def ping_url_for(self, job_type: str) -> str | None:
+        """The job's own ping URL, else the shared one."""
+        own: str | None = getattr(self, "ping_url_" + job_type.replace("-", "_"), None)
+        return own or self.ping_url
+
+    @staticmethod
+    def event_set(value: str) -> frozenset[str]:
+        return frozenset(name for name in value.split(",") if name)
 
     def public_view(self) -> dict[str, Any]:
         """The effective configuration by environment name, secrets masked."""
@@ -248,6 +367,10 @@ class Settings(BaseSettings):
                 value = str(value)
             if env_name in SECRET_VARIABLES and isinstance(value, str):
                 value = mask_url(value)
+            elif env_name in SECRET_WHOLE and value:
+                value = MASK
+            elif env_name in SECRET_PATHS and isinstance(value, str):
+                value = mask_url_path(value)
             view[env_name] = value
             del field
         return view
@@ -259,6 +382,16 @@ def env_name_of(field_name: str) -> str:
     first = alias.choices[0]
     assert isinstance(first, str)
     return first
+
+
+def field_of(env_name: str) -> str:
+    return next(name for name in Settings.model_fields if env_name_of(name) == env_name)
+
+
+def mask_url_path(url: str) -> str:
+    """Keep scheme and host; a token in the path or query becomes ***."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/***" if parts.path else "", query="", fragment=""))
 
 
 def mask_url(url: str) -> str:

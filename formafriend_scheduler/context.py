@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from formafriend_scheduler.alerts import Alert
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.hooks.events import EventBus
+from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED, EventBus
 from formafriend_scheduler.lock import Lease
 from formafriend_scheduler.store import Store
 
@@ -65,6 +66,7 @@ class JobContext:
     options: dict[str, Any]
     record_progress: Callable[[dict[str, Any]], bool]
     on_progress: ProgressCallback | None = None
+    raise_alert: Callable[[Alert], None] | None = None
     stats: dict[str, int] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
     stop: StopRequest | None = None
@@ -99,6 +101,15 @@ class JobContext:
                 StopReason.DURATION_LIMIT, f"reached SCHEDULER_MAX_JOB_DURATION_HOURS ({hours:g} h)"
             )
         return self.stop is not None
+
+    def alert(self, alert: Alert) -> None:
+        """An alert during the run (a worker incident, the duration threshold)."""
+        if self.raise_alert is not None:
+            self.raise_alert(alert)
+        else:
+            self.events.emit(
+                ALERTS_TRIGGERED, alerts=[alert.as_dict()], healthData={"jobId": self.run_id}
+            )
 
     def count(self, name: str, amount: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + amount

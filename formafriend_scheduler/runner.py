@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from formafriend_scheduler.alerts import DURATION_SHARE, Alert, duration_alert
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.context import JobContext, JobOutcome, ProgressCallback, StopReason
@@ -39,7 +40,6 @@ from formafriend_scheduler.store.indexes import SCHEDULER_INDEXES
 log = logging.getLogger(__name__)
 
 MAX_RECORDED_EVENTS = 50
-DURATION_ALERT_SHARE = 0.75  # the seed's jobDuration alert threshold
 MB = 1024 * 1024
 
 
@@ -47,6 +47,14 @@ class Job(Protocol):
     job_type: str
 
     def run(self, ctx: JobContext) -> JobOutcome: ...
+
+
+class Reporter(Protocol):
+    """What happens around a run besides the run itself (reporting.RunReporter)."""
+
+    def alert_now(self, alert: Alert, health_data: dict[str, Any]) -> None: ...
+
+    def after_run(self, result: RunResult) -> None: ...
 
 
 @dataclass
@@ -102,6 +110,7 @@ class Runner:
         redactor: Redactor | None = None,
         check_clock_skew: bool = True,
         on_progress: ProgressCallback | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -110,6 +119,7 @@ class Runner:
         self._redact = redactor or Redactor(settings.secret_values())
         self._check_clock_skew = check_clock_skew
         self._on_progress = on_progress
+        self._reporter = reporter
 
     # -- before the run -----------------------------------------------------
 
@@ -219,6 +229,8 @@ class Runner:
             # Superseded after the job returned: another run owns the job now.
             result.status, result.exit_code = "interrupted", ExitCode.TEMPFAIL
             result.message = "superseded: another run took over the job before it finished"
+        if self._reporter is not None:
+            self._reporter.after_run(result)
         return result
 
     def _confirm_lease(self, ctx: JobContext) -> None:
@@ -253,6 +265,9 @@ class Runner:
             record_progress=record_progress,
             on_progress=self._on_progress,
         )
+        if self._reporter is not None:
+            reporter = self._reporter
+            ctx.raise_alert = lambda alert: reporter.alert_now(alert, {"jobId": run_id})
         return ctx
 
     def _execute(
@@ -294,7 +309,9 @@ class Runner:
             message = ctx.stop.detail
         else:
             message = outcome.message
-        self._emit_outcome(ctx.run_id, ctx.job_type, status, ctx.stats, duration, error_doc)
+        self._emit_outcome(
+            ctx.run_id, ctx.job_type, status, exit_code, ctx.stats, duration, error_doc
+        )
         return RunResult(
             run_id=ctx.run_id,
             job_type=ctx.job_type,
@@ -350,20 +367,9 @@ class Runner:
         def watch(rss: int) -> None:
             nonlocal alerted, duration_alerted
             elapsed = ctx.elapsed_seconds
-            if elapsed >= DURATION_ALERT_SHARE * duration_limit and not duration_alerted:
+            if elapsed >= DURATION_SHARE * duration_limit and not duration_alerted:
                 duration_alerted = True
-                self._events.emit(
-                    ev.ALERTS_TRIGGERED,
-                    alerts=[
-                        {
-                            "type": "job-duration",
-                            "severity": "warning",
-                            "message": f"{ctx.job_type} has run {elapsed:.0f} s, over 75 % of "
-                            f"SCHEDULER_MAX_JOB_DURATION_HOURS ({duration_limit:.0f} s)",
-                        }
-                    ],
-                    healthData={"jobId": ctx.run_id, "elapsedSeconds": round(elapsed)},
-                )
+                ctx.alert(duration_alert(self._settings, ctx.job_type, elapsed))
             if rss >= threshold * limit and not alerted:
                 alerted = True
                 self._events.emit(
@@ -412,18 +418,31 @@ class Runner:
         run_id: str,
         job_type: str,
         status: str,
+        exit_code: int,
         stats: dict[str, int],
         duration: float,
         error: dict[str, str] | None,
     ) -> None:
+        # The seed's payloads, plus the job type and exit code that pings need.
         duration_ms = round(duration * 1000)
         if status == "failed":
             self._events.emit(
-                ev.JOB_FAILED, jobId=run_id, jobType=job_type, error=error, duration=duration_ms
+                ev.JOB_FAILED,
+                jobId=run_id,
+                jobType=job_type,
+                error=error,
+                duration=duration_ms,
+                exitCode=exit_code,
             )
             return
         self._events.emit(
-            ev.JOB_COMPLETED, jobId=run_id, status=status, stats=stats, duration=duration_ms
+            ev.JOB_COMPLETED,
+            jobId=run_id,
+            type=job_type,
+            status=status,
+            stats=stats,
+            duration=duration_ms,
+            exitCode=exit_code,
         )
         if status in ("success", "partial"):
             self._events.emit(ev.completed_event_of(job_type), jobId=run_id, stats=stats)

@@ -19,6 +19,7 @@ import pytest
 from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.config import Settings, load_settings
 from formafriend_scheduler.store import Store, connect
+from tests.httpserver import HttpServer
 from tests.realserver import ServerUnavailable, real_server
 from tests.smtpserver import SmtpServer
 
@@ -114,6 +115,14 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    server = HttpServer()
     server.start()
     yield server
     server.stop()

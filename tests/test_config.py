@@ -127,3 +127,23 @@ def test_secrets_are_masked_in_the_public_view(monkeypatch: pytest.MonkeyPatch) 
 def test_mask_url_leaves_urls_without_password_alone() -> None:
     assert mask_url("mongodb://localhost:27017/x") == "mongodb://localhost:27017/x"
     assert mask_url("smtp://user@host") == "smtp://user@host"
+
+
+def test_hook_secrets_are_masked_and_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/tok3n")
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_SECRET", "hmac-secret")
+    monkeypatch.setenv("SCHEDULER_PING_URL_CLEANUP", "https://hc-ping.com/5f3c-uuid")
+    settings = load_settings()
+    view = settings.public_view()
+    assert view["SCHEDULER_WEBHOOK_URL"] == "https://hooks.slack.com/***"
+    assert view["SCHEDULER_WEBHOOK_SECRET"] == "***"
+    assert view["SCHEDULER_PING_URL_CLEANUP"] == "https://hc-ping.com/***"
+    assert {"hmac-secret", "/services/T0/B0/tok3n", "/5f3c-uuid"} <= set(settings.secret_values())
+    assert settings.ping_url_for("cleanup") == "https://hc-ping.com/5f3c-uuid"
+    assert settings.ping_url_for("reminders") is None
+
+
+def test_unknown_hook_events_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_EVENTS", "job-failed,job-explode")
+    with pytest.raises(ConfigError, match="SCHEDULER_WEBHOOK_EVENTS: unknown event"):
+        load_settings()

@@ -9,7 +9,7 @@ import typer
 from formafriend_scheduler import __version__
 from formafriend_scheduler.logs import LogFormat
 
-from . import config_cmd, db, health, jobs, observe
+from . import config_cmd, db, health, jobs, metrics, observe
 from .state import AppState
 
 EXIT_CODES = """\b
@@ -77,6 +77,7 @@ app.command("cleanup", epilog=EXIT_CODES)(jobs.cleanup)
 app.command("health-check")(health.health_check)
 app.command("status")(observe.status)
 app.command("history")(observe.history)
+app.command("metrics")(metrics.metrics)
 app.command("init-db")(db.init_db)
 app.add_typer(config_cmd.app, name="config")
 

@@ -9,6 +9,7 @@ import typer
 
 from formafriend_scheduler.errors import HealthCode
 from formafriend_scheduler.jobs.health import run_health_check
+from formafriend_scheduler.reporting import RunReporter
 
 from . import output
 from .state import state_of
@@ -28,8 +29,10 @@ def health_check(
         settings = state.settings
         # One attempt: a monitoring probe reports an outage, it does not wait it out.
         store = state.store(retry_attempts=1)
+        events = state.events()
         try:
-            report = run_health_check(settings, store, state.clock, events=state.events())
+            report = run_health_check(settings, store, state.clock, events=events)
+            RunReporter(settings, store, state.clock, events).after_health_check(int(report.code))
         finally:
             store.close()
     except Exception as error:  # a monitor must see UNKNOWN, never a usage or crash code

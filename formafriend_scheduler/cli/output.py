@@ -10,7 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-stdout = Console(highlight=False, soft_wrap=False)
+# Off a terminal (cron mail, a pipe) rich would assume 80 columns and squeeze
+# tables; a wider page keeps them readable.
+stdout = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from formafriend_scheduler.context import ProgressCallback
+from formafriend_scheduler.reporting import RunReporter
 from formafriend_scheduler.runner import Job, Runner, RunResult
 
 from . import output
@@ -44,6 +45,7 @@ def run_job(state: AppState, job: Job, options: dict[str, Any], as_json: bool) -
     """Run `job` through the shared lifecycle, report it, exit with its code."""
     settings = state.settings
     store = state.store()
+    events = state.events()
     show_progress = output.on_terminal() and not as_json
     try:
         with progress_bar(show_progress, job.job_type) as on_progress:
@@ -51,9 +53,10 @@ def run_job(state: AppState, job: Job, options: dict[str, Any], as_json: bool) -
                 settings,
                 store,
                 state.clock,
-                state.events(),
+                events,
                 redactor=state.redactor,
                 on_progress=on_progress,
+                reporter=RunReporter(settings, store, state.clock, events),
             )
             result = runner.run(job, options)
     finally:

@@ -16,6 +16,7 @@ from formafriend_scheduler.clock import Clock, SystemClock
 from formafriend_scheduler.config import Settings, load_settings
 from formafriend_scheduler.errors import ExitCode, SchedulerError
 from formafriend_scheduler.hooks.events import EventBus
+from formafriend_scheduler.hooks.setup import event_bus_for
 from formafriend_scheduler.logs import LogFormat, configure_logging
 from formafriend_scheduler.redact import Redactor, one_line
 from formafriend_scheduler.store import Store, connect
@@ -63,7 +64,9 @@ class AppState:
         return connect(self.settings, retry_attempts=retry_attempts)
 
     def events(self) -> EventBus:
-        return EventBus(self.clock)
+        """The log sink plus every sink the configuration names (webhook, command,
+        alert e-mail, pings)."""
+        return event_bus_for(self.settings, self.clock)
 
     def quiet(self, as_json: bool) -> bool:
         """Under cron a successful run prints nothing (cron mails any output)."""

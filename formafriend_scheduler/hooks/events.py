@@ -18,6 +18,7 @@ JOB_COMPLETED = "job-completed"
 JOB_FAILED = "job-failed"
 HIGH_MEMORY_USAGE = "high-memory-usage"
 ALERTS_TRIGGERED = "alerts-triggered"
+ALERTS_RESOLVED = "alerts-resolved"
 WARNING_EVENTS = frozenset({JOB_FAILED, HIGH_MEMORY_USAGE, ALERTS_TRIGGERED})
 
 

@@ -7,83 +7,32 @@ worst of them. Reads only, plus one record in `scheduler_health`.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import psutil
 
+from formafriend_scheduler.alerts import Alert, AlertTracker
 from formafriend_scheduler.clock import Clock, to_utc
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import HealthCode, SchedulerError
 from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED, EventBus
+from formafriend_scheduler.jobs.health_types import Check, HealthReport
+from formafriend_scheduler.jobs.mail_checks import SmtpProbe, check_mail
+from formafriend_scheduler.jobs.state_checks import check_queued_backlog, check_stale_success
 from formafriend_scheduler.lock import stuck_runs
+from formafriend_scheduler.mail.transports import probe_smtp
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.indexes import ALL_INDEXES
 
 log = logging.getLogger(__name__)
 
-STATUS_WORDS = {
-    HealthCode.OK: "healthy",
-    HealthCode.WARNING: "degraded",
-    HealthCode.CRITICAL: "unhealthy",
-    HealthCode.UNKNOWN: "unknown",
-}
-# How bad each status is when combining checks: a failed check outranks one
-# that could not be run (the monitoring-plugin convention).
-SEVERITY = {HealthCode.OK: 0, HealthCode.UNKNOWN: 1, HealthCode.WARNING: 2, HealthCode.CRITICAL: 3}
 SLOW_PING_MS = 1000
 ERROR_RATE_WINDOW = timedelta(hours=24)
 MONTHLY_MAX_AGE = timedelta(days=35)
 HOST_MEMORY_CRITICAL = 0.95
 FAILED_STATUSES = ("failed", "abandoned")
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    code: HealthCode
-    summary: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.code.name,
-            "summary": self.summary,
-            "details": self.details,
-        }
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    checked_at: datetime
-    checks: list[Check]
-    duration_ms: int
-
-    @property
-    def code(self) -> HealthCode:
-        return max(
-            (check.code for check in self.checks),
-            key=SEVERITY.__getitem__,
-            default=HealthCode.UNKNOWN,
-        )
-
-    @property
-    def status(self) -> str:
-        return STATUS_WORDS[self.code]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "code": int(self.code),
-            "checkedAt": self.checked_at,
-            "host": socket.gethostname(),
-            "durationMs": self.duration_ms,
-            "checks": [check.as_dict() for check in self.checks],
-        }
 
 
 def check_mongodb(store: Store) -> Check:
@@ -190,8 +139,36 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
     """A check that cannot complete reports UNKNOWN instead of failing the others."""
     try:
         return check()
-    except SchedulerError as error:
+    except (SchedulerError, OSError) as error:
         return Check(name, HealthCode.UNKNOWN, f"could not check: {error}")
+
+
+def check_alert(check: Check) -> Alert:
+    """A check that is not OK, as an alert of its own scope."""
+    key = f"health:{check.name}"
+    severity = {HealthCode.CRITICAL: "critical", HealthCode.UNKNOWN: "error"}.get(
+        check.code, "warning"
+    )
+    return Alert(key, key, check.name, severity, check.summary)
+
+
+def report_alerts(
+    checks: list[Check],
+    health_data: dict[str, Any],
+    tracker: AlertTracker | None,
+    events: EventBus,
+) -> None:
+    """Through the tracker (sent once, repeated at most every interval, resolved
+    when cleared); straight to the sinks when MongoDB, which keeps that state,
+    is down."""
+    firing = [check_alert(check) for check in checks if check.code is not HealthCode.OK]
+    if tracker is None:
+        if firing:
+            events.emit(
+                ALERTS_TRIGGERED, alerts=[a.as_dict() for a in firing], healthData=health_data
+            )
+        return
+    tracker.report(firing, [f"health:{check.name}" for check in checks], health_data)
 
 
 def run_health_check(
@@ -200,35 +177,39 @@ def run_health_check(
     clock: Clock,
     read_memory: Callable[[], Any] = psutil.virtual_memory,
     events: EventBus | None = None,
+    smtp_probe: SmtpProbe = probe_smtp,
 ) -> HealthReport:
     started = clock.monotonic()
     now = clock.now()
     checks = [check_mongodb(store)]
+    database_up = checks[0].code is not HealthCode.CRITICAL
     database_checks: list[tuple[str, Callable[[], Check]]] = [
         ("indexes", lambda: check_indexes(store)),
         ("locks", lambda: check_locks(store, now)),
         ("error-rate", lambda: check_error_rate(store, settings, now)),
         ("monthly-run", lambda: check_monthly(store, now)),
+        ("stale-success", lambda: check_stale_success(store, settings, now)),
+        ("queued-backlog", lambda: check_queued_backlog(store, settings, now)),
     ]
-    if checks[0].code is HealthCode.CRITICAL:
+    if database_up:
+        checks += [_guarded(name, check) for name, check in database_checks]
+    else:
         checks += [
             Check(name, HealthCode.UNKNOWN, "skipped: MongoDB unreachable")
             for name, _ in database_checks
         ]
-    else:
-        checks += [_guarded(name, check) for name, check in database_checks]
+    checks.append(_guarded("mail", lambda: check_mail(settings, smtp_probe)))
     checks.append(_guarded("host-memory", lambda: check_host_memory(settings, read_memory)))
     report = HealthReport(now, checks, round((clock.monotonic() - started) * 1000))
-    if checks[0].code is not HealthCode.CRITICAL:
+    if database_up:
         try:
             store.health.insert(report.as_dict())
         except SchedulerError as error:
             log.warning("could not record the health check: %s", error)
-    if events is not None and report.code is not HealthCode.OK:
-        alerts = [
-            {"type": check.name, "severity": check.code.name.lower(), "message": check.summary}
-            for check in checks
-            if check.code is not HealthCode.OK
-        ]
-        events.emit(ALERTS_TRIGGERED, alerts=alerts, healthData=report.as_dict())
+    if events is not None:
+        tracker = AlertTracker(store, settings, clock, events) if database_up else None
+        try:
+            report_alerts(checks, report.as_dict(), tracker, events)
+        except SchedulerError as error:
+            log.warning("could not update the alerts: %s", error)
     return report

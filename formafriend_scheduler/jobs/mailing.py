@@ -7,20 +7,19 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import socket
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from formafriend_scheduler.alerts import run_alert
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.context import JobContext, JobOutcome
 from formafriend_scheduler.eligibility import Defaults
-from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
-from formafriend_scheduler.mail.compose import Composer
 from formafriend_scheduler.mail.ratelimit import RateLimiter
-from formafriend_scheduler.mail.transports import Delivery, Transport, build_transport
+from formafriend_scheduler.mail.setup import composer_for, transport_for
+from formafriend_scheduler.mail.transports import Delivery, Transport
 from formafriend_scheduler.pool import HandlerFactory, InlinePool, ProcessPool, Task, TaskResult
 from formafriend_scheduler.store import Store, connect
 
@@ -29,25 +28,6 @@ log = logging.getLogger(__name__)
 
 def defaults_of(settings: Settings) -> Defaults:
     return Defaults(settings.monthly_job_day, settings.monthly_job_hour, settings.timezone)
-
-
-def composer_for(settings: Settings) -> Composer:
-    return Composer(
-        from_address=settings.email_from_address,
-        from_name=settings.email_from_name,
-        base_url=settings.app_base_url,
-        templates_dir=settings.email_templates_dir,
-    )
-
-
-def transport_for(settings: Settings) -> Transport:
-    return build_transport(
-        kind=settings.email_transport,
-        smtp_url=settings.smtp_url,
-        fallback_url=settings.smtp_fallback_url,
-        outbox_dir=settings.email_outbox_dir,
-        local_hostname=socket.getfqdn(),
-    )
 
 
 def shared_rate_slot() -> Any:
@@ -107,13 +87,7 @@ def open_pool(ctx: JobContext, factory: HandlerFactory, workers: int) -> InlineP
 
     def incident(how: str, detail: str) -> None:
         ctx.count("workerTimeouts" if how == "timed out" else "workerCrashes")
-        ctx.events.emit(
-            ALERTS_TRIGGERED,
-            alerts=[
-                {"type": f"worker-{how.replace(' ', '-')}", "severity": "error", "message": detail}
-            ],
-            healthData={"jobId": ctx.run_id},
-        )
+        ctx.alert(run_alert(ctx.job_type, "workers", "error", f"{ctx.job_type}: {detail}"))
 
     return ProcessPool(
         factory, workers, ctx.settings.worker_timeout_ms / 1000, on_incident=incident

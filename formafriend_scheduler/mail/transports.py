@@ -79,6 +79,15 @@ class SmtpEndpoint:
         return f"smtp:{self.host}:{self.port}"
 
 
+class MailUnavailable(Exception):
+    """The mail server could not be reached or refused the session."""
+
+
+def probe_smtp(url: str, timeout: float = 5.0) -> str:
+    """A health probe of the server at `url`: raises MailUnavailable."""
+    return SmtpTransport(SmtpEndpoint.parse(url), timeout=timeout).probe()
+
+
 class TransientSmtpError(Exception):
     """Worth another attempt: 4xx replies, dropped connections, timeouts."""
 
@@ -220,10 +229,16 @@ class SmtpTransport:
             self._connection = None
 
     def probe(self) -> str:
-        """Connect, EHLO and NOOP without sending anything (health checks)."""
-        connection = self._connect()
-        code, _ = connection.noop()
-        self._drop()
+        """Connect, EHLO (and STARTTLS, login) and NOOP, sending nothing."""
+        try:
+            connection = self._connect()
+            code, _ = connection.noop()
+        except (smtplib.SMTPException, OSError) as error:
+            self._drop()
+            raise MailUnavailable(
+                one_line(f"{self.name}: {type(error).__name__}: {error}", 200)
+            ) from None
+        self.close()
         return f"{self.name} answered NOOP with {code}"
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from formafriend_scheduler.clock import to_utc
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import ConfigError
 from formafriend_scheduler.redact import Redactor
+from formafriend_scheduler.store.alerts import AlertStateRepository, CounterRepository
 from formafriend_scheduler.store.base import Document
 from formafriend_scheduler.store.contacts import ContactRepository
 from formafriend_scheduler.store.cycles import CycleRepository
@@ -100,6 +101,8 @@ class Store:
         self.users = UserRepository(self)
         self.outbox = OutboxRepository(self)
         self.cycles = CycleRepository(self)
+        self.alerts = AlertStateRepository(self)
+        self.counters = CounterRepository(self)
 
     @property
     def db(self) -> Database[Document]:

@@ -211,6 +211,40 @@ class InvitationRepository(Repository):
         return result.modified_count
 
     @transient
+    def queued_backlog(self, created_before: datetime) -> tuple[int, datetime | None]:
+        """How many invitations have waited in `queued` since before the cutoff,
+        and when the oldest was created."""
+        query = {
+            "status": QUEUED,
+            "$or": [
+                {"tracking.createdAt": {"$lt": created_before}},
+                {"tracking.createdAt": {"$exists": False}, "createdAt": {"$lt": created_before}},
+            ],
+        }
+        count = self.collection.count_documents(query)
+        if count == 0:
+            return 0, None
+        oldest = (
+            self.collection.find_one(
+                query, {"createdAt": 1, "tracking.createdAt": 1}, sort=[("createdAt", 1)]
+            )
+            or {}
+        )
+        created = oldest.get("createdAt") or (oldest.get("tracking") or {}).get("createdAt")
+        return count, created if isinstance(created, datetime) else None
+
+    @transient
+    def cancel(self, ids: list[Any], now: datetime) -> int:
+        """queued -> cancelled: an invitation that can no longer go out."""
+        if not ids:
+            return 0
+        result = self.collection.update_many(
+            {"_id": {"$in": ids}, "status": QUEUED},
+            {"$set": {"status": "cancelled", "updatedAt": now}},
+        )
+        return result.modified_count
+
+    @transient
     def reminder_page(
         self, query: Document, after: tuple[datetime, Any] | None, limit: int
     ) -> list[tuple[datetime, Any]]:

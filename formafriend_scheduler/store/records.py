@@ -111,6 +111,13 @@ class JobRepository(HistoryRepository):
         return self.collection.find_one(query, {"events": 0}, sort=[("startedAt", DESCENDING)])
 
     @transient
+    def first_started(self) -> datetime | None:
+        """When the scheduler first ran anything here (its oldest job record)."""
+        doc = self.collection.find_one({}, {"startedAt": 1}, sort=[("startedAt", 1)])
+        value = doc.get("startedAt") if doc else None
+        return value if isinstance(value, datetime) else None
+
+    @transient
     def count_by_status(self, since: datetime | None = None) -> dict[str, int]:
         base: dict[str, Any] = {"startedAt": {"$gte": since}} if since else {}
         return {
@@ -131,3 +138,9 @@ class HealthRepository(HistoryRepository):
 class MetricsRepository(HistoryRepository):
     collection_name = "scheduler_metrics"
     timestamp_field = "recordedAt"
+
+    @transient
+    def since(self, moment: datetime) -> list[Document]:
+        """Per-run metrics since `moment`, oldest first (bounded by the retention)."""
+        cursor = self.collection.find({"recordedAt": {"$gte": moment}}).sort("recordedAt", 1)
+        return list(cursor)

@@ -350,3 +350,34 @@ def test_the_quiet_hours_must_be_times_and_not_empty(
     result = cli.invoke(app, ["reminders"])
     assert result.exit_code == 2
     assert "SCHEDULER_REMINDER_WINDOW_START: must be a time HH:MM" in result.stderr
+
+
+def test_metrics_per_job_type_over_a_window(cli: CliRunner, env_database: str) -> None:
+    for _ in range(3):
+        assert cli.invoke(app, ["cleanup"]).exit_code == 0
+    result = cli.invoke(app, ["metrics", "--json", "--since", "1h"])
+    assert result.exit_code == 0, result.stderr
+    (cleanup,) = json.loads(result.stdout)["jobs"]
+    assert cleanup["job"] == "cleanup" and cleanup["runs"] == 3
+    assert cleanup["successRate"] == 1.0
+    assert set(cleanup["durationSeconds"]) == {"p50", "p95", "max", "recent"}
+    assert len(cleanup["durationSeconds"]["recent"]) == 3
+    table = cli.invoke(app, ["metrics"]).stdout
+    assert "cleanup" in table and "p50/p95/max" in table
+
+
+def test_a_dead_webhook_and_ping_never_fail_a_run(
+    cli: CliRunner, env_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = "http://127.0.0.1:9"
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_URL", dead + "/hook")
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_EVENTS", "*")
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_ATTEMPTS", "1")
+    monkeypatch.setenv("SCHEDULER_PING_URL", dead + "/ping")
+    monkeypatch.setenv("SCHEDULER_EVENT_COMMAND", "exit 7")
+    monkeypatch.setenv("SCHEDULER_EVENT_COMMAND_EVENTS", "*")
+    result = cli.invoke(app, ["--verbose", "cleanup", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["status"] == "success"
+    assert "webhook for job-started failed" in result.stderr
+    assert "event command for job-started exited 7" in result.stderr

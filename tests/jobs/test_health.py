@@ -23,6 +23,16 @@ def memory(percent: float) -> Any:
     return lambda: SimpleNamespace(percent=percent, total=24 * GiB)
 
 
+def smtp_answers(url: str) -> str:
+    return "smtp:test answered NOOP with 250"
+
+
+def check_health(*args: Any, **kwargs: Any) -> HealthReport:
+    """run_health_check with an SMTP server that answers."""
+    kwargs.setdefault("smtp_probe", smtp_answers)
+    return run_health_check(*args, **kwargs)
+
+
 def check(report: HealthReport, name: str) -> Any:
     return next(c for c in report.checks if c.name == name)
 
@@ -35,7 +45,7 @@ def healthy_store(store: Store) -> Store:
 def test_a_fresh_initialised_database_is_healthy_and_recorded(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> None:
-    report = run_health_check(settings, healthy_store(store), clock, memory(40))
+    report = check_health(settings, healthy_store(store), clock, memory(40))
 
     assert report.code is HealthCode.OK
     assert report.status == "healthy"
@@ -45,6 +55,9 @@ def test_a_fresh_initialised_database_is_healthy_and_recorded(
         "locks",
         "error-rate",
         "monthly-run",
+        "stale-success",
+        "queued-backlog",
+        "smtp",
         "host-memory",
     ]
     assert check(report, "mongodb").details["latencyMs"] >= 0
@@ -55,7 +68,7 @@ def test_a_fresh_initialised_database_is_healthy_and_recorded(
 def test_missing_indexes_are_a_warning_that_points_to_init_db(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> None:
-    report = run_health_check(settings, store, clock, memory(40))
+    report = check_health(settings, store, clock, memory(40))
     assert check(report, "indexes").code is HealthCode.WARNING
     assert "init-db" in check(report, "indexes").summary
     assert report.status == "degraded"
@@ -71,7 +84,7 @@ def test_a_lock_held_past_expiry_and_a_stuck_run_are_warnings(
     )
     clock.advance(timedelta(minutes=5))
 
-    report = run_health_check(settings, store, clock, memory(40))
+    report = check_health(settings, store, clock, memory(40))
 
     locks = check(report, "locks")
     assert locks.code is HealthCode.WARNING
@@ -88,7 +101,7 @@ def test_an_error_rate_over_the_threshold_is_a_warning(
     runs += [{"type": "cleanup", "status": "failed", "startedAt": now - timedelta(hours=1)}]
     store.db["scheduler_jobs"].insert_many([dict(run) for run in runs])
 
-    report = run_health_check(settings, store, clock, memory(40))
+    report = check_health(settings, store, clock, memory(40))
 
     rate = check(report, "error-rate")
     assert rate.code is HealthCode.WARNING  # 10 % > 5 %
@@ -102,7 +115,7 @@ def test_old_failures_outside_the_window_do_not_count(
     store.db["scheduler_jobs"].insert_one(
         {"type": "cleanup", "status": "failed", "startedAt": clock.now() - timedelta(days=2)}
     )
-    report = run_health_check(settings, store, clock, memory(40))
+    report = check_health(settings, store, clock, memory(40))
     assert check(report, "error-rate").code is HealthCode.OK
 
 
@@ -112,8 +125,7 @@ def test_the_last_monthly_run_decides_its_check(
     healthy_store(store)
     now = clock.now()
     assert (
-        check(run_health_check(settings, store, clock, memory(40)), "monthly-run").code
-        is HealthCode.OK
+        check(check_health(settings, store, clock, memory(40)), "monthly-run").code is HealthCode.OK
     )
 
     store.db["scheduler_jobs"].insert_one(
@@ -124,7 +136,7 @@ def test_the_last_monthly_run_decides_its_check(
             "startedAt": now - timedelta(hours=2),
         }
     )
-    failed = run_health_check(settings, store, clock, memory(40))
+    failed = check_health(settings, store, clock, memory(40))
     assert check(failed, "monthly-run").code is HealthCode.CRITICAL
     assert failed.code is HealthCode.CRITICAL and failed.status == "unhealthy"
 
@@ -137,7 +149,7 @@ def test_the_last_monthly_run_decides_its_check(
         }
     )
     assert (
-        check(run_health_check(settings, store, clock, memory(40)), "monthly-run").code
+        check(check_health(settings, store, clock, memory(40)), "monthly-run").code
         is HealthCode.WARNING
     )
 
@@ -150,12 +162,11 @@ def test_the_last_monthly_run_decides_its_check(
         }
     )
     assert (
-        check(run_health_check(settings, store, clock, memory(40)), "monthly-run").code
-        is HealthCode.OK
+        check(check_health(settings, store, clock, memory(40)), "monthly-run").code is HealthCode.OK
     )
 
     clock.advance(timedelta(days=40))
-    stale = check(run_health_check(settings, store, clock, memory(40)), "monthly-run")
+    stale = check(check_health(settings, store, clock, memory(40)), "monthly-run")
     assert stale.code is HealthCode.WARNING and "40 day(s) ago" in stale.summary
 
 
@@ -164,24 +175,25 @@ def test_host_memory_against_the_alert_threshold(
 ) -> None:
     healthy_store(store)
     assert (
-        check(run_health_check(settings, store, clock, memory(79)), "host-memory").code
-        is HealthCode.OK
+        check(check_health(settings, store, clock, memory(79)), "host-memory").code is HealthCode.OK
     )
     assert (
-        check(run_health_check(settings, store, clock, memory(85)), "host-memory").code
+        check(check_health(settings, store, clock, memory(85)), "host-memory").code
         is HealthCode.WARNING
     )
     assert (
-        check(run_health_check(settings, store, clock, memory(97)), "host-memory").code
+        check(check_health(settings, store, clock, memory(97)), "host-memory").code
         is HealthCode.CRITICAL
     )
 
 
 def test_an_unreachable_database_is_critical_and_the_rest_unknown(clock: FrozenClock) -> None:
     settings = load_settings(mongodb_uri="mongodb://127.0.0.1:9/x", mongodb_timeout_seconds=0.2)
-    report = run_health_check(settings, connect(settings, retry_attempts=1), clock, memory(40))
+    report = check_health(settings, connect(settings, retry_attempts=1), clock, memory(40))
     assert check(report, "mongodb").code is HealthCode.CRITICAL
-    assert {c.code for c in report.checks[1:-1]} == {HealthCode.UNKNOWN}
+    database_checks = [c for c in report.checks if c.name not in ("mongodb", "smtp", "host-memory")]
+    assert {c.code for c in database_checks} == {HealthCode.UNKNOWN}
+    assert check(report, "smtp").code is HealthCode.OK  # checked without the database
     assert report.code is HealthCode.CRITICAL
 
 
@@ -192,7 +204,7 @@ def test_a_refused_login_is_critical_not_a_crash(
         raise StoreError("OperationFailure: Authentication failed.")
 
     monkeypatch.setattr(Store, "ping", refuse)
-    report = run_health_check(settings, store, clock, memory(40))
+    report = check_health(settings, store, clock, memory(40))
     assert check(report, "mongodb").code is HealthCode.CRITICAL
     assert "Authentication failed" in check(report, "mongodb").summary
 
@@ -201,12 +213,14 @@ def test_a_degraded_report_emits_alerts_triggered(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> None:
     sink = CollectingSink()
-    run_health_check(settings, store, clock, memory(40), events=EventBus(clock, [sink]))
+    check_health(settings, store, clock, memory(40), events=EventBus(clock, [sink]))
 
     assert sink.names == ["alerts-triggered"]  # the indexes are missing
     payload = sink.events[0].payload
     assert payload["alerts"] == [
         {
+            "key": "health:indexes",
+            "scope": "health:indexes",
             "type": "indexes",
             "severity": "warning",
             "message": check_summary(payload, "indexes"),
@@ -223,5 +237,5 @@ def test_a_healthy_report_emits_nothing(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> None:
     sink = CollectingSink()
-    run_health_check(settings, healthy_store(store), clock, memory(40), EventBus(clock, [sink]))
+    check_health(settings, healthy_store(store), clock, memory(40), EventBus(clock, [sink]))
     assert sink.events == []

@@ -102,4 +102,5 @@ def test_a_batch_past_the_worker_timeout_is_retried_once_then_reported_failed(
     assert result.stats["sentInvitations"] == 10  # the first and third batches
     assert (result.status, result.exit_code) == ("partial", ExitCode.PARTIAL)
     alerts = [e for e in result.events if e["event"] == "alerts-triggered"]
-    assert [a["alerts"][0]["type"] for a in alerts] == ["worker-timed-out", "worker-timed-out"]
+    assert [a["alerts"][0]["type"] for a in alerts] == ["workers", "workers"]
+    assert "batch 3 (send, attempt 1) timed out" in alerts[0]["alerts"][0]["message"]
