@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import socket
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from formafriend_scheduler.errors import (
 )
 from formafriend_scheduler.hooks import events as ev
 from formafriend_scheduler.hooks.events import Event, EventBus
+from formafriend_scheduler.ids import new_run_id
 from formafriend_scheduler.lock import Heartbeat, Lease, Owner, acquire
 from formafriend_scheduler.memory import MemorySampler
 from formafriend_scheduler.redact import Redactor, one_line
@@ -93,10 +93,6 @@ class RecordedEvents:
     def handle(self, event: Event) -> None:
         if len(self.items) < MAX_RECORDED_EVENTS:
             self.items.append(event.as_document())
-
-
-def new_run_id(job_type: str, now: datetime) -> str:
-    return f"{job_type}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 class Runner:

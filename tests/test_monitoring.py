@@ -48,6 +48,7 @@ def test_a_failing_run_is_seen_everywhere_and_its_alert_resolves_after_recovery(
         "SCHEDULER_WEBHOOK_SECRET": "hook-secret",
         "SCHEDULER_WEBHOOK_ATTEMPTS": "1",
         "SCHEDULER_PING_URL_MONTHLY_INVITATIONS": http_server.url + "/ping/monthly",
+        "SCHEDULER_PING_URL_HEALTH_CHECK": http_server.url + "/ping/health",
         "SCHEDULER_PROMETHEUS_TEXTFILE": str(prom),
         "SCHEDULER_MONGODB_RETRY_ATTEMPTS": "2",
     }.items():
@@ -90,6 +91,8 @@ def test_a_failing_run_is_seen_everywhere_and_its_alert_resolves_after_recovery(
     assert health.stdout.startswith("CRITICAL: unhealthy - ")
     assert "Connection refused" in health.stdout or "unreachable" in health.stdout
     assert samples(prom)[("formafriend_scheduler_health_status", "")] == 2
+    health_pings = [r.path for r in http_server.requests if r.path.startswith("/ping/health")]
+    assert health_pings == ["/ping/health/start", "/ping/health/2"]
 
     # After recovery,
     smtp_server.start()

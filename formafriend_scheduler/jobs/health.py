@@ -17,7 +17,13 @@ from formafriend_scheduler.alerts import Alert, AlertTracker
 from formafriend_scheduler.clock import Clock, to_utc
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import HealthCode, SchedulerError
-from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED, EventBus
+from formafriend_scheduler.hooks.events import (
+    ALERTS_TRIGGERED,
+    JOB_COMPLETED,
+    JOB_STARTED,
+    EventBus,
+)
+from formafriend_scheduler.ids import new_run_id
 from formafriend_scheduler.jobs.health_types import Check, HealthReport
 from formafriend_scheduler.jobs.mail_checks import SmtpProbe, check_mail
 from formafriend_scheduler.jobs.state_checks import check_queued_backlog, check_stale_success
@@ -27,6 +33,7 @@ from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.indexes import ALL_INDEXES
 
 log = logging.getLogger(__name__)
+JOB_TYPE = "health-check"
 
 SLOW_PING_MS = 1000
 ERROR_RATE_WINDOW = timedelta(hours=24)
@@ -181,6 +188,9 @@ def run_health_check(
 ) -> HealthReport:
     started = clock.monotonic()
     now = clock.now()
+    run_id = new_run_id(JOB_TYPE, now)
+    if events is not None:  # for the dead-man pings of the health check itself
+        events.emit(JOB_STARTED, jobId=run_id, type=JOB_TYPE)
     checks = [check_mongodb(store)]
     database_up = checks[0].code is not HealthCode.CRITICAL
     database_checks: list[tuple[str, Callable[[], Check]]] = [
@@ -212,4 +222,12 @@ def run_health_check(
             report_alerts(checks, report.as_dict(), tracker, events)
         except SchedulerError as error:
             log.warning("could not update the alerts: %s", error)
+        events.emit(
+            JOB_COMPLETED,
+            jobId=run_id,
+            type=JOB_TYPE,
+            status=report.status,
+            duration=report.duration_ms,
+            exitCode=int(report.code),
+        )
     return report

@@ -215,8 +215,8 @@ def test_a_degraded_report_emits_alerts_triggered(
     sink = CollectingSink()
     check_health(settings, store, clock, memory(40), events=EventBus(clock, [sink]))
 
-    assert sink.names == ["alerts-triggered"]  # the indexes are missing
-    payload = sink.events[0].payload
+    assert sink.names == ["job-started", "alerts-triggered", "job-completed"]  # indexes missing
+    payload = sink.events[1].payload
     assert payload["alerts"] == [
         {
             "key": "health:indexes",
@@ -233,9 +233,12 @@ def check_summary(payload: dict[str, Any], name: str) -> str:
     return str(next(c["summary"] for c in payload["healthData"]["checks"] if c["name"] == name))
 
 
-def test_a_healthy_report_emits_nothing(
+def test_a_healthy_report_emits_no_alert(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> None:
     sink = CollectingSink()
     check_health(settings, healthy_store(store), clock, memory(40), EventBus(clock, [sink]))
-    assert sink.events == []
+    assert sink.names == ["job-started", "job-completed"]
+    assert (
+        sink.events[1].payload["exitCode"] == 0 and sink.events[1].payload["type"] == "health-check"
+    )

@@ -1,0 +1,10 @@
+"""Run ids: readable, sortable by time, and unique."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+
+def new_run_id(job_type: str, now: datetime) -> str:
+    return f"{job_type}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
