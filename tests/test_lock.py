@@ -134,7 +134,16 @@ def _contend(settings: Settings, name: str, start: Any, results: Any) -> None:
 
 
 @pytest.mark.real_server_only
-def test_of_several_processes_acquiring_at_once_exactly_one_wins(settings: Settings) -> None:
+@pytest.mark.parametrize("lock_before", ["none", "expired", "released"])
+def test_of_several_processes_acquiring_at_once_exactly_one_wins(
+    settings: Settings, lock_before: str
+) -> None:
+    if lock_before != "none":
+        store = connect(settings)
+        long_ago = SystemClock().now() - 3 * TTL
+        store.locks.try_acquire("cleanup", "dead-run", "host-0", 1, long_ago, TTL)
+        if lock_before == "released":
+            store.locks.release("cleanup", "dead-run", 1, long_ago)
     spawn = multiprocessing.get_context("spawn")
     contenders = 6
     start = spawn.Barrier(contenders)

@@ -83,6 +83,11 @@ def cleanup_steps(store: Store, now: datetime, ctx: JobContext) -> list[CleanupS
             lambda limit: store.outbox.prune(history_cutoff, limit),
         ),
         CleanupStep(
+            "prunedClaims",
+            lambda: store.claims.count_prunable(history_cutoff),
+            lambda limit: store.claims.prune(history_cutoff, limit),
+        ),
+        CleanupStep(
             "prunedCycles",
             lambda: store.cycles.count_prunable(history_cutoff),
             lambda limit: store.cycles.prune(history_cutoff, limit),

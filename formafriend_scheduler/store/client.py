@@ -23,6 +23,7 @@ from formafriend_scheduler.errors import ConfigError
 from formafriend_scheduler.redact import Redactor
 from formafriend_scheduler.store.alerts import AlertStateRepository, CounterRepository
 from formafriend_scheduler.store.base import Document
+from formafriend_scheduler.store.claims import ClaimLedger
 from formafriend_scheduler.store.contacts import ContactRepository
 from formafriend_scheduler.store.cycles import CycleRepository
 from formafriend_scheduler.store.indexes import IndexManager
@@ -92,14 +93,15 @@ class Store:
         self._provider = provider
         self.database_name = database
         self.retry_policy = retry_policy
-        self.locks = LockRepository(self)
+        self.claims = ClaimLedger(self)
+        self.locks = LockRepository(self, self.claims)
         self.jobs = JobRepository(self)
         self.health = HealthRepository(self)
         self.metrics = MetricsRepository(self)
         self.invitations = InvitationRepository(self)
         self.contacts = ContactRepository(self)
         self.users = UserRepository(self)
-        self.outbox = OutboxRepository(self)
+        self.outbox = OutboxRepository(self, self.claims)
         self.cycles = CycleRepository(self)
         self.alerts = AlertStateRepository(self)
         self.counters = CounterRepository(self)

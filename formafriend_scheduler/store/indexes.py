@@ -56,6 +56,8 @@ SCHEDULER_INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec("scheduler_metrics", (("recordedAt", 1),)),
     IndexSpec("scheduler_outbox", (("state", 1), ("updatedAt", 1))),
     IndexSpec("scheduler_cycles", (("completedAt", 1),)),
+    IndexSpec("scheduler_claims", (("scope", 1), ("n", -1))),
+    IndexSpec("scheduler_claims", (("at", 1),)),
 )
 
 ALL_INDEXES = APP_INDEXES + SCHEDULER_INDEXES

@@ -15,10 +15,41 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from formafriend_scheduler.store.base import Document, Insert, Repository
+from formafriend_scheduler.clock import to_utc
+from formafriend_scheduler.store.base import DatabaseHandle, Document, Insert, Repository, Update
+from formafriend_scheduler.store.claims import ClaimLedger, number_of
 from formafriend_scheduler.store.retry import transient
 
 FINAL_STATES = ("sent", "bounced")
+
+
+def _current_claim(doc: Document | None, ledger_claim: Document | None) -> Document | None:
+    """The entry as its latest claim left it: a ledger claim newer than the
+    entry's `attempts` is a takeover whose winner has not (or never) written
+    the entry; it counts as `handed` by that winner since it was won."""
+    if ledger_claim is not None and number_of(ledger_claim, "n") > number_of(doc, "attempts"):
+        return {
+            "state": "handed",
+            "claimant": ledger_claim.get("by"),
+            "runId": ledger_claim.get("runId"),
+            "claimedAt": ledger_claim.get("at"),
+            "attempts": ledger_claim.get("n"),
+        }
+    return doc
+
+
+def _takeable(current: Document, run_id: str, stale_before: datetime) -> bool:
+    """Failed, or handed by a claimant that cannot still be sending it."""
+    if current.get("state") == "failed":
+        return True
+    if current.get("state") != "handed":
+        return False
+    claimed_at = current.get("claimedAt")
+    return (
+        current.get("runId") == run_id
+        or not isinstance(claimed_at, datetime)
+        or to_utc(claimed_at) < stale_before
+    )
 
 
 def outbox_key(invitation_id: Any, kind: str) -> str:
@@ -36,6 +67,10 @@ class Claim:
 
 class OutboxRepository(Repository):
     collection_name = "scheduler_outbox"
+
+    def __init__(self, handle: DatabaseHandle, ledger: ClaimLedger) -> None:
+        super().__init__(handle)
+        self._ledger = ledger
 
     @transient
     def claim(
@@ -74,38 +109,62 @@ class OutboxRepository(Repository):
         outcome = self.tolerant_bulk_write([Insert(doc) for doc in docs])
         existing = [docs[index]["_id"] for index in outcome.duplicates]
         claim = Claim(claimed={doc["_id"] for doc in docs} - set(existing))
-        if not existing:
-            return claim
-        self.collection.update_many(
-            {
-                "_id": {"$in": existing},
-                "claimant": {"$ne": claimant},
-                "$or": [
-                    {"state": "failed"},
-                    {"state": "handed", "runId": run_id},
-                    {"state": "handed", "claimedAt": {"$lt": stale_before}},
-                    {"state": "handed", "claimedAt": {"$exists": False}},
-                ],
-            },
-            {
-                "$set": {
-                    "state": "handed",
-                    "runId": run_id,
-                    "claimant": claimant,
-                    "claimedAt": now,
-                    "updatedAt": now,
-                },
-                "$inc": {"attempts": 1},
-            },
-        )
-        for doc in self.collection.find({"_id": {"$in": existing}}):
-            if doc.get("claimant") == claimant and doc.get("state") == "handed":
-                claim.claimed.add(doc["_id"])
-            elif doc.get("state") in FINAL_STATES:
-                claim.settled[doc["_id"]] = doc
-            else:
-                claim.busy.add(doc["_id"])
+        if existing:
+            self._take_over(existing, claim, claimant, run_id, now, stale_before)
         return claim
+
+    def _take_over(
+        self,
+        keys: list[str],
+        claim: Claim,
+        claimant: str,
+        run_id: str,
+        now: datetime,
+        stale_before: datetime,
+    ) -> None:
+        """Sort existing entries into settled, ours, takeable and busy; take
+        the takeable ones through the claim ledger (one winner each)."""
+        found = {doc["_id"]: doc for doc in self.collection.find({"_id": {"$in": keys}})}
+        latest = self._ledger.latest(keys)
+        wanted: dict[str, int] = {}
+        for key in keys:
+            doc = found.get(key)
+            if doc is not None and doc.get("state") in FINAL_STATES:
+                claim.settled[key] = doc
+                continue
+            current = _current_claim(doc, latest.get(key))
+            if current is None:
+                claim.busy.add(key)  # pruned meanwhile: the next run sees it anew
+            elif current.get("claimant") == claimant:
+                if current.get("state") == "handed":
+                    claim.claimed.add(key)  # our own claim, asked for again
+                else:
+                    claim.busy.add(key)
+            elif _takeable(current, run_id, stale_before):
+                wanted[key] = number_of(current, "attempts") + 1
+            else:
+                claim.busy.add(key)
+        won = self._ledger.take(wanted, claimant, now, runId=run_id)
+        claim.busy |= set(wanted) - won
+        self.tolerant_bulk_write(
+            [
+                Update(
+                    {"_id": key},
+                    {
+                        "$set": {
+                            "state": "handed",
+                            "runId": run_id,
+                            "claimant": claimant,
+                            "claimedAt": now,
+                            "updatedAt": now,
+                            "attempts": wanted[key],
+                        }
+                    },
+                )
+                for key in sorted(won)
+            ]
+        )
+        claim.claimed |= won
 
     @transient
     def settle(self, keys: list[str], state: str, now: datetime, claimant: str) -> int:

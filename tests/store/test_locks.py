@@ -46,6 +46,24 @@ def test_an_expired_lock_is_taken_over_with_the_next_token(
     assert grant.previous is not None and grant.previous.run_id == "run-a"
 
 
+def test_a_takeover_won_but_never_written_does_not_block_the_lock(
+    store: Store, clock: FrozenClock
+) -> None:
+    """run-b won token 2 in the claim ledger and died before writing the lock."""
+    store.locks.try_acquire("cleanup", "run-a", "host-a", 11, clock.now(), TTL)
+    clock.advance(TTL)
+    store.claims.take({"lock:cleanup": 2}, "run-b", clock.now(), expiresAt=clock.now() + TTL)
+
+    refused = store.locks.try_acquire("cleanup", "run-c", "host-c", 33, clock.now(), TTL)
+    assert not refused.granted and refused.holder is not None
+    assert refused.holder.run_id == "run-b"  # its lease runs until it expires
+    clock.advance(TTL)
+    grant = store.locks.try_acquire("cleanup", "run-c", "host-c", 33, clock.now(), TTL)
+    assert grant.granted and grant.token == 3
+    holder = store.locks.holder_of("cleanup")
+    assert holder is not None and (holder.run_id, holder.token) == ("run-c", 3)
+
+
 def test_a_released_lock_is_granted_again_without_a_previous_holder(
     store: Store, clock: FrozenClock
 ) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+
+import pytest
 
 from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.store import Store
@@ -40,6 +43,23 @@ def test_a_claim_of_a_dead_run_is_taken_over_after_the_batch_timeout(
     assert doc is not None and (doc["claimant"], doc["attempts"]) == ("run-b/2", 2)
 
 
+def test_a_takeover_won_but_never_written_is_itself_taken_over_once_stale(
+    store: Store, clock: FrozenClock
+) -> None:
+    """run-b won attempt 2 in the claim ledger and died before writing the entry."""
+    claim(store, clock, "run-a/1", "run-a", "i1:invitation")
+    clock.advance(STALE + timedelta(seconds=1))
+    store.claims.take({"i1:invitation": 2}, "run-b/1", clock.now(), runId="run-b")
+
+    busy = claim(store, clock, "run-c/1", "run-c", "i1:invitation")
+    assert busy.busy == {"i1:invitation"}  # type: ignore[attr-defined]
+    clock.advance(STALE + timedelta(seconds=1))
+    taken = claim(store, clock, "run-c/1", "run-c", "i1:invitation")
+    assert taken.claimed == {"i1:invitation"}  # type: ignore[attr-defined]
+    doc = store.db["scheduler_outbox"].find_one({"_id": "i1:invitation"})
+    assert doc is not None and (doc["claimant"], doc["attempts"]) == ("run-c/1", 3)
+
+
 def test_a_killed_worker_of_the_same_run_is_taken_over_at_once(
     store: Store, clock: FrozenClock
 ) -> None:
@@ -57,3 +77,28 @@ def test_failed_messages_are_retried_and_delivered_ones_never(
     later = claim(store, clock, "run-b/2", "run-b", "i1:invitation", "i2:invitation")
     assert later.claimed == {"i1:invitation"}  # type: ignore[attr-defined]
     assert set(later.settled) == {"i2:invitation"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.real_server_only  # a race between connections; mongomock has one
+def test_claimants_racing_for_the_same_messages_get_each_one_once(
+    store: Store, clock: FrozenClock
+) -> None:
+    """No lease between them (two hosts, a takeover in progress): the unique
+    `_id` and the conditional takeover still hand each message to one claimant."""
+    keys = [f"i{i}:invitation" for i in range(60)]
+    claim(store, clock, "dead-run/1", "dead-run", *keys[30:])  # half of them stale
+    clock.advance(STALE + timedelta(seconds=1))
+    start = threading.Barrier(4)
+    claims: dict[str, set[str]] = {}
+
+    def race(name: str) -> None:
+        start.wait()
+        claims[name] = claim(store, clock, f"{name}/1", name, *keys).claimed  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=race, args=(f"run-{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(key for claimed in claims.values() for key in claimed) == sorted(keys)
