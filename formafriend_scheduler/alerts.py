@@ -11,14 +11,13 @@ evaluation only resolves alerts in the scopes it evaluated.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.figures import figures_of
 from formafriend_scheduler.hooks.events import ALERTS_RESOLVED, ALERTS_TRIGGERED, EventBus
-from formafriend_scheduler.store import Store
 
 MB = 1024 * 1024
 DURATION_SHARE = 0.75  # the seed's jobDuration threshold
@@ -42,12 +41,22 @@ class Alert:
         }
 
 
-def run_scope(job_type: str) -> str:
-    return f"run:{job_type}"
+RUN_RULES = ("error-rate", "memory", "duration", "workers")
+
+
+def run_scope(job_type: str, rule: str) -> str:
+    """Each run rule is its own scope: a run resolves only what it evaluated."""
+    return f"run:{job_type}:{rule}"
 
 
 def run_alert(job_type: str, rule: str, severity: str, message: str) -> Alert:
-    return Alert(f"run:{job_type}:{rule}", run_scope(job_type), rule, severity, message)
+    return Alert(run_scope(job_type, rule), run_scope(job_type, rule), rule, severity, message)
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    alerts: list[Alert]
+    scopes: list[str]  # the rules evaluated, which may resolve earlier alerts
 
 
 def run_alerts(
@@ -56,17 +65,27 @@ def run_alerts(
     stats: dict[str, Any],
     duration_seconds: float,
     peak_memory_bytes: int,
-) -> list[Alert]:
-    """The rules about one finished run."""
+    *,
+    dry_run: bool = False,
+) -> RunEvaluation:
+    """The rules about one finished run.
+
+    The error rate is judged only when the run attempted deliveries: a dry run
+    or a run with nothing due says nothing about whether e-mail works again.
+    """
     alerts = []
+    rules = list(RUN_RULES)
     figures = figures_of(job_type, stats)
-    if figures.error_rate > settings.error_rate_threshold:
+    attempted = figures.delivered + figures.failed
+    if dry_run or attempted == 0:
+        rules.remove("error-rate")
+    elif figures.error_rate > settings.error_rate_threshold:
         alerts.append(
             run_alert(
                 job_type,
                 "error-rate",
                 "error",
-                f"{job_type}: {figures.failed} of {figures.delivered + figures.failed} "
+                f"{job_type}: {figures.failed} of {attempted} "
                 f"items failed ({figures.error_rate:.1%}, "
                 f"over {settings.error_rate_threshold:.0%})",
             )
@@ -97,7 +116,7 @@ def run_alerts(
                 f"{stats.get('workerCrashes') or 0} worker crash(es)",
             )
         )
-    return alerts
+    return RunEvaluation(alerts, [run_scope(job_type, rule) for rule in rules])
 
 
 def duration_alert(settings: Settings, job_type: str, elapsed: float) -> Alert:
@@ -111,9 +130,22 @@ def duration_alert(settings: Settings, job_type: str, elapsed: float) -> Alert:
     )
 
 
+class AlertState(Protocol):
+    """Where the tracker keeps which alerts are active and when each was sent:
+    `scheduler_alerts` (store.alerts), or a local file while MongoDB is down."""
+
+    def fire(self, alert: dict[str, Any], now: datetime, resend_before: datetime) -> bool: ...
+
+    def active(self, scopes: list[str]) -> list[dict[str, Any]]: ...
+
+    def resolve(self, keys: list[str], now: datetime) -> int: ...
+
+
 class AlertTracker:
-    def __init__(self, store: Store, settings: Settings, clock: Clock, events: EventBus) -> None:
-        self._store = store
+    def __init__(
+        self, state: AlertState, settings: Settings, clock: Clock, events: EventBus
+    ) -> None:
+        self._state = state
         self._repeat = timedelta(minutes=settings.alert_repeat_minutes)
         self._clock = clock
         self._events = events
@@ -124,13 +156,11 @@ class AlertTracker:
         """Send what is new or due again; resolve what these scopes no longer see."""
         now = self._clock.now()
         to_send = [
-            alert
-            for alert in firing
-            if self._store.alerts.fire(alert.as_dict(), now, now - self._repeat)
+            alert for alert in firing if self._state.fire(alert.as_dict(), now, now - self._repeat)
         ]
         keys = {alert.key for alert in firing}
-        cleared = [doc for doc in self._store.alerts.active(scopes) if doc["_id"] not in keys]
-        self._store.alerts.resolve([doc["_id"] for doc in cleared], now)
+        cleared = [doc for doc in self._state.active(scopes) if doc["_id"] not in keys]
+        self._state.resolve([doc["_id"] for doc in cleared], now)
         resolved = [
             {name: doc.get(name) for name in ("key", "scope", "type", "severity", "message")}
             for doc in cleared
@@ -142,3 +172,8 @@ class AlertTracker:
         if resolved:
             self._events.emit(ALERTS_RESOLVED, alerts=resolved, healthData=health_data)
         return to_send, resolved
+
+    def hand_over(self, keys: list[str]) -> None:
+        """Stop tracking `keys` here, without a resolved event: they still fire,
+        and another tracker (MongoDB's, once it is back) takes them over."""
+        self._state.resolve(keys, self._clock.now())

@@ -7,6 +7,7 @@ variable is reported by its environment name in one `ConfigError`.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,7 @@ SECRET_PATHS = frozenset(
         "SCHEDULER_PING_URL_HEALTH_CHECK",
     }
 )
+SECRETS = SECRET_VARIABLES | SECRET_WHOLE | SECRET_PATHS
 DEFAULT_HOOK_EVENTS = "job-failed,alerts-triggered,alerts-resolved,high-memory-usage"
 KNOWN_EVENTS = frozenset(
     {
@@ -200,6 +202,8 @@ class Settings(BaseSettings):
     prometheus_textfile: Path | None = Field(
         None, validation_alias=_env("SCHEDULER_PROMETHEUS_TEXTFILE")
     )
+    # Local state that must outlive a MongoDB outage (alerts sent while it is down).
+    state_dir: Path | None = Field(None, validation_alias=_env("SCHEDULER_STATE_DIR"))
 
     @field_validator("timezone")
     @classmethod
@@ -346,7 +350,19 @@ class Settings(BaseSettings):
             if url:
                 parts = urlsplit(url)
                 secrets += [p for p in (parts.path, parts.query) if len(p) > 1]
+                if parts.password:
+                    secrets.extend({parts.password, unquote(parts.password)})
         return secrets
+
+    @property
+    def local_state_dir(self) -> Path:
+        """SCHEDULER_STATE_DIR, else systemd's StateDirectory, else the XDG state home."""
+        if self.state_dir is not None:
+            return self.state_dir
+        if os.environ.get("STATE_DIRECTORY"):
+            return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+        xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(xdg) / "formafriend-scheduler"
 
     def ping_url_for(self, job_type: str) -> str | None:
         """The job's own ping URL, else the shared one."""
@@ -389,9 +405,13 @@ def field_of(env_name: str) -> str:
 
 
 def mask_url_path(url: str) -> str:
-    """Keep scheme and host; a token in the path or query becomes ***."""
+    """Keep scheme, host and port; credentials and a token in the path or
+    query become ***."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/***" if parts.path else "", query="", fragment=""))
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{MASK}@{host}" if "@" in parts.netloc else host
+    path = "/" + MASK if parts.path.strip("/") or parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, path=path, query="", fragment=""))
 
 
 def mask_url(url: str) -> str:
@@ -404,13 +424,19 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build Settings from the environment, `.env` and `overrides` (field names).
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the environment, an env file (`.env` in the working
+    directory unless `env_file` names one) and `overrides` (field names).
 
     Raises ConfigError naming every bad variable; secrets are never echoed.
     """
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError([f"--env-file {env_file}: no such file"])
+    values = {env_name_of(k): v for k, v in overrides.items()}
     try:
-        return Settings(**{env_name_of(k): v for k, v in overrides.items()})
+        if env_file is not None:
+            return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+        return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 
@@ -426,7 +452,7 @@ def _describe(exc: ValidationError) -> list[str]:
         name = location[0]
         if name in Settings.model_fields:  # a default failed a cross-field rule
             name = env_name_of(name)
-        if name in SECRET_VARIABLES or error.get("input") is None:
+        if name in SECRETS or error.get("input") is None:
             problems.append(f"{name}: {message}")
         else:
             problems.append(f"{name}: {message} (got {error['input']!r})")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from formafriend_scheduler.clock import to_utc
 from formafriend_scheduler.eligibility import subdocument
+from formafriend_scheduler.store.invitations import effective_expiry
 
 ReminderType = Literal["first", "second"]
 REMINDABLE_STATUSES = ("sent", "opened", "started")
@@ -56,9 +57,9 @@ def reminder_due(
 
 
 def days_left(invitation: dict[str, Any], now: datetime) -> int:
-    """Whole days (rounded up) before `expiresAt`; 0 once it has passed."""
-    expires_at = invitation.get("expiresAt")
-    if not isinstance(expires_at, datetime):
+    """Whole days (rounded up) before the invitation expires; 0 once it has passed."""
+    expires_at = effective_expiry(invitation)
+    if expires_at is None:
         return 0
     seconds = (to_utc(expires_at) - now).total_seconds()
     return max(0, math.ceil(seconds / 86400))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from formafriend_scheduler.alerts import Alert, AlertTracker, run_alerts, run_scope
+from formafriend_scheduler.alerts import Alert, AlertTracker, run_alerts
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import HealthCode, SchedulerError
@@ -30,7 +30,7 @@ class RunReporter:
         self._store = store
         self._clock = clock
         self._events = events
-        self._tracker = AlertTracker(store, settings, clock, events)
+        self._tracker = AlertTracker(store.alerts, settings, clock, events)
 
     def alert_now(self, alert: Alert, health_data: dict[str, Any]) -> None:
         """An alert raised during a run (duration, worker incident): through the
@@ -80,20 +80,22 @@ class RunReporter:
         )
 
     def _alerts(self, result: Any) -> None:
-        firing = run_alerts(
+        evaluation = run_alerts(
             self._settings,
             result.job_type,
             result.stats,
             result.duration_seconds,
             result.peak_memory_bytes,
+            dry_run=result.dry_run,
         )
+        firing = list(evaluation.alerts)
         now = self._clock.now()
         state_checks: list[Check] = [
             check_stale_success(self._store, self._settings, now),
             check_queued_backlog(self._store, self._settings, now),
         ]
         firing += [check_alert(check) for check in state_checks if check.code is not HealthCode.OK]
-        scopes = [run_scope(result.job_type)] + [f"health:{check.name}" for check in state_checks]
+        scopes = evaluation.scopes + [f"health:{check.name}" for check in state_checks]
         self._tracker.report(firing, scopes, {"jobId": result.run_id, **result.as_dict()})
 
     def _prometheus(self, result: Any, health_code: int | None = None) -> None:
@@ -104,7 +106,9 @@ class RunReporter:
         jobs = {
             job: JobSnapshot(
                 last=self._store.jobs.last_of_type(job, statuses=FINISHED),
-                last_success=self._store.jobs.last_of_type(job, statuses=SUCCEEDED),
+                last_success=self._store.jobs.last_of_type(
+                    job, statuses=SUCCEEDED, include_dry_runs=False
+                ),
                 counters=counters.get(job, {}),
             )
             for job in JOB_TYPES

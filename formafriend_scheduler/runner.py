@@ -24,6 +24,7 @@ from formafriend_scheduler.errors import (
     ClockSkew,
     DatabaseUnavailable,
     ExitCode,
+    JobLocked,
     LeaseLost,
     SchedulerError,
 )
@@ -68,6 +69,7 @@ class RunResult:
     peak_memory_bytes: int
     message: str = ""
     error: dict[str, str] | None = None
+    dry_run: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -179,17 +181,12 @@ class Runner:
     ) -> RunResult:
         started_at = self._clock.now()
         run_id = new_run_id(job.job_type, started_at)
-
-        self._store.indexes.ensure(SCHEDULER_INDEXES)
-        if self._check_clock_skew:
-            self.verify_clock()
-        lease = self._take_lease(job.job_type, run_id)
         try:
-            self._store.jobs.insert(
-                self._initial_record(run_id, job.job_type, started_at, lease, options)
-            )
-        except BaseException:
-            self._release_quietly(lease)
+            lease = self._start(job.job_type, run_id, started_at, options)
+        except JobLocked:
+            raise  # not a failure: the live run reports for itself
+        except SchedulerError as not_started:
+            self._emit_not_started(run_id, job.job_type, not_started)
             raise
 
         ctx = self._context(run_id, job.job_type, lease, options)
@@ -198,36 +195,82 @@ class Runner:
             on_signal(shutdown.received)
         recorded = RecordedEvents()
         self._events.add_sink(recorded)
+        # The heartbeat runs until the outcome is written: slow event sinks
+        # (webhook retries, alert e-mail) must not let the lease run out.
+        heartbeat = Heartbeat(lease)
+        heartbeat.start()
         try:
-            self._events.emit(ev.JOB_STARTED, jobId=run_id, type=job.job_type)
-            outcome, error, peak = self._execute(job, ctx, shutdown)
-            self._confirm_lease(ctx)
-            result = self._conclude(ctx, outcome, error, peak)
+            try:
+                self._events.emit(ev.JOB_STARTED, jobId=run_id, type=job.job_type)
+                outcome, error, peak = self._execute(job, ctx, shutdown)
+                self._confirm_lease(ctx)
+                result = self._conclude(ctx, outcome, error, peak, options)
+            finally:
+                heartbeat.stop()
+            result.events = list(recorded.items)
+            written = self._finish(lease, self._outcome_fields(ctx, result, peak))
+            if not written and result.exit_code != ExitCode.TEMPFAIL:
+                # Superseded after the job returned: another run owns the job now.
+                result.status, result.exit_code = "interrupted", ExitCode.TEMPFAIL
+                result.message = "superseded: another run took over the job before it finished"
+            if self._reporter is not None:
+                self._reporter.after_run(result)
         finally:
             self._events.remove_sink(recorded)
-        result.events = recorded.items
-        written = self._finish(
-            lease,
-            {
-                "status": result.status,
-                "finishedAt": self._clock.now(),
-                "durationMs": round(result.duration_seconds * 1000),
-                "stats": result.stats,
-                "errors": [self._redact(sample) for sample in ctx.error_samples],
-                "error": result.error,
-                "message": result.message,
-                "exitCode": result.exit_code,
-                "peakMemoryBytes": peak,
-                "events": result.events,
-            },
-        )
-        if not written and result.exit_code != ExitCode.TEMPFAIL:
-            # Superseded after the job returned: another run owns the job now.
-            result.status, result.exit_code = "interrupted", ExitCode.TEMPFAIL
-            result.message = "superseded: another run took over the job before it finished"
-        if self._reporter is not None:
-            self._reporter.after_run(result)
+        late = recorded.items[len(result.events) :]
+        if written and late:
+            self._record_late_events(run_id, late)
         return result
+
+    def _start(
+        self, job_type: str, run_id: str, started_at: datetime, options: dict[str, Any]
+    ) -> Lease:
+        """Indexes, clock check, lease and the initial job record."""
+        self._store.indexes.ensure(SCHEDULER_INDEXES)
+        if self._check_clock_skew:
+            self.verify_clock()
+        lease = self._take_lease(job_type, run_id)
+        try:
+            self._store.jobs.insert(
+                self._initial_record(run_id, job_type, started_at, lease, options)
+            )
+        except BaseException:
+            self._release_quietly(lease)
+            raise
+        return lease
+
+    def _emit_not_started(self, run_id: str, job_type: str, error: SchedulerError) -> None:
+        """A run that could not start is a failure the monitors must hear of
+        (webhook, /fail ping), even though it has no job record."""
+        self._events.emit(
+            ev.JOB_FAILED,
+            jobId=run_id,
+            jobType=job_type,
+            error=self._describe_error(error),
+            duration=0,
+            exitCode=int(error.exit_code),
+        )
+
+    def _outcome_fields(self, ctx: JobContext, result: RunResult, peak: int) -> dict[str, Any]:
+        return {
+            "status": result.status,
+            "finishedAt": self._clock.now(),
+            "durationMs": round(result.duration_seconds * 1000),
+            "stats": result.stats,
+            "errors": [self._redact(sample) for sample in ctx.error_samples],
+            "error": result.error,
+            "message": result.message,
+            "exitCode": result.exit_code,
+            "peakMemoryBytes": peak,
+            "events": result.events,
+        }
+
+    def _record_late_events(self, run_id: str, late: list[dict[str, Any]]) -> None:
+        """End-of-run alerts come after the outcome is written; add them to it."""
+        try:
+            self._store.jobs.append_events(run_id, late)
+        except SchedulerError as error:
+            log.warning("could not add the end-of-run events to %s: %s", run_id, error)
 
     def _confirm_lease(self, ctx: JobContext) -> None:
         """A run may only report what it did while it still held the lease."""
@@ -269,13 +312,11 @@ class Runner:
     def _execute(
         self, job: Job, ctx: JobContext, shutdown: GracefulShutdown
     ) -> tuple[JobOutcome, BaseException | None, int]:
-        """Run the job with heartbeat and memory watch around it."""
+        """Run the job with the memory watch around it."""
         sampler = MemorySampler(on_sample=self._memory_watch(ctx))
-        heartbeat = Heartbeat(ctx.lease)
         outcome = JobOutcome()
         error: BaseException | None = None
         sampler.start()
-        heartbeat.start()
         try:
             with shutdown.work():
                 outcome = job.run(ctx)
@@ -287,12 +328,16 @@ class Runner:
             error = exc
             log.debug("job %s failed", ctx.run_id, exc_info=True)
         finally:
-            heartbeat.stop()
             peak = sampler.stop()
         return outcome, error, peak
 
     def _conclude(
-        self, ctx: JobContext, outcome: JobOutcome, error: BaseException | None, peak: int
+        self,
+        ctx: JobContext,
+        outcome: JobOutcome,
+        error: BaseException | None,
+        peak: int,
+        options: dict[str, Any],
     ) -> RunResult:
         status, exit_code = self._decide(outcome, ctx, error)
         duration = ctx.elapsed_seconds
@@ -318,6 +363,7 @@ class Runner:
             peak_memory_bytes=peak,
             message=message,
             error=error_doc,
+            dry_run=bool(options.get("dry_run")),
         )
 
     # -- helpers ------------------------------------------------------------

@@ -49,8 +49,9 @@ def real_server_uri() -> Iterator[str]:
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No developer .env file or SCHEDULER_* variable leaks into a test, and no
     test leaves the package logging to a stream that is gone."""
-    for name in SETTING_NAMES:
+    for name in [*SETTING_NAMES, "STATE_DIRECTORY"]:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # local alert state
     monkeypatch.chdir(tmp_path)
     yield
     package_logger = logging.getLogger("formafriend_scheduler")

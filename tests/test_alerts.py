@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from formafriend_scheduler.alerts import Alert, AlertTracker, run_alerts, run_scope
+from formafriend_scheduler.alerts import RUN_RULES, Alert, AlertTracker, run_alerts, run_scope
 from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.hooks.events import EventBus
@@ -14,15 +14,17 @@ from tests.sinks import CollectingSink
 MB = 1024 * 1024
 
 
-def alert(key: str = "run:cleanup:error-rate", scope: str = "run:cleanup") -> Alert:
-    return Alert(key, scope, key.rsplit(":", 1)[-1], "error", "something is wrong")
+def alert(
+    key: str = "run:cleanup:error-rate", scope: str = "run:cleanup", severity: str = "error"
+) -> Alert:
+    return Alert(key, scope, key.rsplit(":", 1)[-1], severity, "something is wrong")
 
 
 def tracker(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> tuple[AlertTracker, CollectingSink]:
     sink = CollectingSink()
-    return AlertTracker(store, settings, clock, EventBus(clock, [sink])), sink
+    return AlertTracker(store.alerts, settings, clock, EventBus(clock, [sink])), sink
 
 
 def test_a_new_alert_is_sent_and_a_lasting_one_only_after_the_interval(
@@ -37,6 +39,20 @@ def test_a_new_alert_is_sent_and_a_lasting_one_only_after_the_interval(
 
     assert sink.names == ["alerts-triggered", "alerts-triggered"]  # at 0 and 61 minutes
     assert sink.events[0].payload["alerts"][0]["key"] == "run:cleanup:error-rate"
+
+
+def test_a_change_of_severity_is_sent_at_once(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    alerts, sink = tracker(settings, store, clock)
+    alerts.report([alert(severity="warning")], ["run:cleanup"], {})
+    clock.advance(timedelta(minutes=5))
+    alerts.report([alert(severity="critical")], ["run:cleanup"], {})
+    clock.advance(timedelta(minutes=5))
+    alerts.report([alert(severity="critical")], ["run:cleanup"], {})
+
+    assert sink.names == ["alerts-triggered", "alerts-triggered"]
+    assert sink.events[1].payload["alerts"][0]["severity"] == "critical"
 
 
 def test_a_cleared_alert_sends_a_resolved_event_once(
@@ -76,7 +92,8 @@ def test_an_evaluation_resolves_only_its_own_scopes(
 def test_each_run_rule(settings: Settings) -> None:
     # SCHEDULER_ERROR_RATE_THRESHOLD 5 %, MAX_MEMORY_MB 512 (alert at 80 %), 1 h duration
     quiet = run_alerts(settings, "monthly-invitations", {"sentInvitations": 100}, 60, 100 * MB)
-    assert quiet == []
+    assert quiet.alerts == []
+    assert len(quiet.scopes) == 4  # every rule evaluated, so each may resolve
     loud = run_alerts(
         settings,
         "monthly-invitations",
@@ -89,12 +106,37 @@ def test_each_run_rule(settings: Settings) -> None:
         2800,  # 78 % of an hour
         450 * MB,  # 88 % of 512 MB
     )
-    assert {a.type: a.severity for a in loud} == {
+    assert {a.type: a.severity for a in loud.alerts} == {
         "error-rate": "error",
         "memory": "warning",
         "duration": "warning",
         "workers": "error",
     }
-    assert {a.scope for a in loud} == {run_scope("monthly-invitations")}
+    assert {a.scope for a in loud.alerts} == {
+        run_scope("monthly-invitations", rule) for rule in RUN_RULES
+    }
     over = run_alerts(settings, "reminders", {}, 10, 600 * MB)
-    assert [(a.type, a.severity) for a in over] == [("memory", "critical")]
+    assert [(a.type, a.severity) for a in over.alerts] == [("memory", "critical")]
+
+
+def test_the_error_rate_is_not_judged_when_nothing_was_attempted(settings: Settings) -> None:
+    failing = {"sentInvitations": 0, "failedInvitations": 0}
+    idle = run_alerts(settings, "monthly-invitations", failing, 1, 0)
+    assert run_scope("monthly-invitations", "error-rate") not in idle.scopes
+    stats = {"sentInvitations": 0, "failedInvitations": 9}
+    dry = run_alerts(settings, "monthly-invitations", stats, 1, 0, dry_run=True)
+    assert dry.alerts == [] and run_scope("monthly-invitations", "error-rate") not in dry.scopes
+
+
+def test_an_error_rate_alert_survives_an_idle_run_and_clears_on_a_good_one(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    alerts, sink = tracker(settings, store, clock)
+    for stats in (
+        {"sentInvitations": 1, "failedInvitations": 9},
+        {"sentInvitations": 0},
+        {"sentInvitations": 10},
+    ):
+        evaluation = run_alerts(settings, "monthly-invitations", stats, 1, 0)
+        alerts.report(evaluation.alerts, evaluation.scopes, {})
+    assert sink.names == ["alerts-triggered", "alerts-resolved"]

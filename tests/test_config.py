@@ -147,3 +147,21 @@ def test_unknown_hook_events_are_refused(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("SCHEDULER_WEBHOOK_EVENTS", "job-failed,job-explode")
     with pytest.raises(ConfigError, match="SCHEDULER_WEBHOOK_EVENTS: unknown event"):
         load_settings()
+
+
+def test_a_bad_hook_url_is_reported_without_its_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEDULER_PING_URL", "ftp://hc-ping.com/5f3c-secret-uuid")
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_SECRET", "")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "SCHEDULER_PING_URL" in str(raised.value)
+    assert "5f3c-secret-uuid" not in str(raised.value)
+
+
+def test_credentials_in_a_hook_url_are_masked_and_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_URL", "https://bot:pa55word@hooks.example.org:8443/")
+    settings = load_settings()
+    assert settings.public_view()["SCHEDULER_WEBHOOK_URL"] == "https://***@hooks.example.org:8443"
+    assert "pa55word" in settings.secret_values()

@@ -73,6 +73,14 @@ def test_a_failing_run_is_seen_everywhere_and_its_alert_resolves_after_recovery(
     assert [e["event"] for e in events] == ["job-failed", "alerts-triggered"]
     assert events[0]["jobId"] == run_id
     assert events[1]["alerts"][0]["key"] == "run:monthly-invitations:error-rate"
+    # and the job record keeps every event of the run, the end-of-run alert too,
+    record = store.jobs.get(run_id)
+    assert record is not None
+    assert [e["event"] for e in record["events"]] == [
+        "job-started",
+        "job-failed",
+        "alerts-triggered",
+    ]
     # the dead-man ping sees a start and a failure of the same run,
     pings = [
         (r.path, r.query["rid"][0]) for r in http_server.requests if r.path.startswith("/ping")

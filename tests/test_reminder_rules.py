@@ -67,6 +67,12 @@ def test_days_left_round_up() -> None:
     assert days_left(expires, SENT + 61 * DAY) == 0
 
 
+def test_without_expires_at_the_apps_default_of_creation_plus_60_days_applies() -> None:
+    assert days_left({"createdAt": SENT}, SENT + 3 * DAY) == 57
+    assert days_left({"tracking": {"createdAt": SENT}}, SENT + 3 * DAY) == 57
+    assert days_left({"expiresAt": "soon", "createdAt": SENT}, SENT) == 0  # malformed
+
+
 @pytest.mark.parametrize(
     ("local", "start", "end", "inside"),
     [

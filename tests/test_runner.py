@@ -26,6 +26,7 @@ from formafriend_scheduler.runner import Runner
 from formafriend_scheduler.store import Store, connect
 from tests.conftest import make_settings
 from tests.jobdoubles import SteppedJob
+from tests.sinks import CollectingSink
 
 
 def runner(settings: Settings, store: Store, clock: Any, **kwargs: Any) -> Runner:
@@ -123,6 +124,48 @@ def test_a_second_run_while_the_first_holds_the_lease_is_refused(
 
     runner(settings, store, clock).run(SteppedJob(action=start_another))
     assert "test-job is locked by run test-job-" in refused[0]
+
+
+def test_a_run_that_cannot_start_tells_the_monitors_but_a_locked_one_does_not(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    sink = CollectingSink()
+    down = make_settings("mongodb://127.0.0.1:9/x", mongodb_timeout_seconds=0.2)
+    unreachable = connect(down, retry_attempts=1)
+    with pytest.raises(DatabaseUnavailable):
+        Runner(down, unreachable, clock, EventBus(clock, [sink])).run(SteppedJob())
+    (failed,) = sink.events
+    assert failed.name == "job-failed"
+    assert failed.payload["exitCode"] == 75 and failed.payload["jobType"] == "test-job"
+    assert failed.payload["jobId"].startswith("test-job-")  # the ping's ?rid=
+
+    store = connect(settings)
+    acquire(store.locks, "test-job", Owner("other-run", "h", 1), clock, timedelta(minutes=5))
+    sink.events.clear()
+    with pytest.raises(JobLocked):
+        Runner(settings, store, clock, EventBus(clock, [sink])).run(SteppedJob())
+    assert sink.events == []  # the live run reports for itself
+
+
+def test_the_lease_is_kept_while_slow_sinks_hear_the_outcome(mongodb_uri: str) -> None:
+    """A webhook retrying for longer than the lease must not let another run in."""
+    settings = make_settings(mongodb_uri, lock_ttl_seconds=3)
+    store, clock = connect(settings), SystemClock()
+    intruder: list[bool] = []
+
+    class SlowSink:
+        def handle(self, event: Any) -> None:
+            if event.name == "job-completed":
+                time.sleep(4)  # past the 3 s lease: only the heartbeat keeps it
+                grant = store.locks.try_acquire(
+                    "test-job", "intruder", "h", 1, clock.now(), timedelta(seconds=3)
+                )
+                intruder.append(grant.granted)
+
+    result = Runner(settings, store, clock, EventBus(clock, [SlowSink()])).run(SteppedJob())
+    assert intruder == [False]
+    assert (result.status, result.exit_code) == ("success", ExitCode.OK)
+    assert store.jobs.get(result.run_id)["status"] == "success"  # type: ignore[index]
 
 
 def test_a_lease_taken_over_mid_run_stops_the_run(

@@ -19,10 +19,18 @@ log = logging.getLogger(__name__)
 
 
 class CommandSink:
-    def __init__(self, command: str, events: frozenset[str], timeout: float) -> None:
+    def __init__(
+        self,
+        command: str,
+        events: frozenset[str],
+        timeout: float,
+        hidden_variables: frozenset[str] = frozenset(),
+    ) -> None:
         self._command = command
         self._events = events
         self._timeout = timeout
+        # The scheduler's secrets (MONGODB_URI, SMTP_URL, ...) stay with it.
+        self._hidden = hidden_variables
 
     def handle(self, event: Event) -> None:
         if "*" not in self._events and event.name not in self._events:
@@ -33,7 +41,10 @@ class CommandSink:
                 input=event_json(event),
                 capture_output=True,
                 timeout=self._timeout,
-                env={**os.environ, "FAF_EVENT": event.name},
+                env={
+                    **{k: v for k, v in os.environ.items() if k not in self._hidden},
+                    "FAF_EVENT": event.name,
+                },
                 check=False,
             )
         except subprocess.TimeoutExpired:

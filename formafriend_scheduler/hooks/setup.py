@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from formafriend_scheduler.clock import Clock
-from formafriend_scheduler.config import Settings
+from formafriend_scheduler.config import SECRETS, Settings
 from formafriend_scheduler.hooks.command import CommandSink
 from formafriend_scheduler.hooks.events import EventBus, EventSink, LogSink
 from formafriend_scheduler.hooks.mailer import AlertEmailSink
@@ -33,6 +33,7 @@ def event_bus_for(settings: Settings, clock: Clock) -> EventBus:
                 settings.event_command,
                 settings.event_set(settings.event_command_events),
                 settings.event_command_timeout_seconds,
+                hidden_variables=SECRETS,
             )
         )
     if settings.alert_email:
@@ -40,7 +41,10 @@ def event_bus_for(settings: Settings, clock: Clock) -> EventBus:
             AlertEmailSink(
                 settings.alert_email.split(","),
                 settings.email_from_address,
-                lambda: transport_for(settings),
+                # Alerts must not hold a run: one short attempt per event.
+                lambda: transport_for(
+                    settings, timeout=settings.webhook_timeout_seconds, attempts=1
+                ),
                 clock.now,
             )
         )

@@ -18,7 +18,6 @@ from formafriend_scheduler.clock import Clock, to_utc
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import HealthCode, SchedulerError
 from formafriend_scheduler.hooks.events import (
-    ALERTS_TRIGGERED,
     JOB_COMPLETED,
     JOB_STARTED,
     EventBus,
@@ -27,6 +26,7 @@ from formafriend_scheduler.ids import new_run_id
 from formafriend_scheduler.jobs.health_types import Check, HealthReport
 from formafriend_scheduler.jobs.mail_checks import SmtpProbe, check_mail
 from formafriend_scheduler.jobs.state_checks import check_queued_backlog, check_stale_success
+from formafriend_scheduler.local_alerts import FileAlertState
 from formafriend_scheduler.lock import stuck_runs
 from formafriend_scheduler.mail.transports import probe_smtp
 from formafriend_scheduler.store import Store
@@ -162,20 +162,23 @@ def check_alert(check: Check) -> Alert:
 def report_alerts(
     checks: list[Check],
     health_data: dict[str, Any],
-    tracker: AlertTracker | None,
-    events: EventBus,
+    tracker: AlertTracker,
+    offline: AlertTracker,
+    database_up: bool,
 ) -> None:
-    """Through the tracker (sent once, repeated at most every interval, resolved
-    when cleared); straight to the sinks when MongoDB, which keeps that state,
-    is down."""
+    """Through the MongoDB-backed tracker (sent once, repeated at most every
+    interval, resolved when cleared). While MongoDB is down, through the same
+    rules over a local file; once it is back, what was raised offline and has
+    cleared is resolved, and what still fires is handed over to MongoDB."""
     firing = [check_alert(check) for check in checks if check.code is not HealthCode.OK]
-    if tracker is None:
-        if firing:
-            events.emit(
-                ALERTS_TRIGGERED, alerts=[a.as_dict() for a in firing], healthData=health_data
-            )
+    scopes = [f"health:{check.name}" for check in checks]
+    if not database_up:
+        offline.report(firing, scopes, health_data)
         return
-    tracker.report(firing, [f"health:{check.name}" for check in checks], health_data)
+    firing_keys = {alert.key for alert in firing}
+    offline.report([], [scope for scope in scopes if scope not in firing_keys], health_data)
+    offline.hand_over(sorted(firing_keys))
+    tracker.report(firing, scopes, health_data)
 
 
 def run_health_check(
@@ -217,10 +220,16 @@ def run_health_check(
         except SchedulerError as error:
             log.warning("could not record the health check: %s", error)
     if events is not None:
-        tracker = AlertTracker(store, settings, clock, events) if database_up else None
+        offline_state = FileAlertState(settings.local_state_dir)
         try:
-            report_alerts(checks, report.as_dict(), tracker, events)
-        except SchedulerError as error:
+            report_alerts(
+                checks,
+                report.as_dict(),
+                AlertTracker(store.alerts, settings, clock, events),
+                AlertTracker(offline_state, settings, clock, events),
+                database_up,
+            )
+        except (SchedulerError, OSError) as error:
             log.warning("could not update the alerts: %s", error)
         events.emit(
             JOB_COMPLETED,

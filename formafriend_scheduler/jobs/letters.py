@@ -14,6 +14,7 @@ from formafriend_scheduler.eligibility import (
     subdocument,
 )
 from formafriend_scheduler.mail.compose import DEFAULT_TONE, Kind, Letter
+from formafriend_scheduler.store.invitations import effective_expiry
 
 
 def display_name(user: dict[str, Any]) -> str:
@@ -42,14 +43,16 @@ def letter_for(
     days_left: int | None = None,
 ) -> Letter:
     token, recipient = invitation.get("token"), invitation.get("toEmail")
-    expires_at, month = invitation.get("expiresAt"), invitation.get("month")
+    expires_at, month = effective_expiry(invitation), invitation.get("month")
     if not isinstance(token, str) or not token:
         raise MalformedDocument(f"invitation {invitation.get('_id')} has no token")
     recipient = plain_address(recipient)
     if recipient is None:
         raise MalformedDocument(f"invitation {invitation.get('_id')} has no valid toEmail")
     if not isinstance(expires_at, datetime):
-        raise MalformedDocument(f"invitation {invitation.get('_id')} has no expiresAt date")
+        raise MalformedDocument(
+            f"invitation {invitation.get('_id')} has no expiresAt or creation date"
+        )
     try:
         parsed_month = Month.parse(str(month))
     except ValueError:

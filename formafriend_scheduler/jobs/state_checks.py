@@ -40,7 +40,7 @@ def check_stale_success(store: Store, settings: Settings, now: datetime) -> Chec
     stale: list[str] = []
     details: dict[str, object] = {}
     for job_type, period in EXPECTED.items():
-        last = store.jobs.last_of_type(job_type, statuses=RAN)
+        last = store.jobs.last_of_type(job_type, statuses=RAN, include_dry_runs=False)
         last_at = to_utc(last["startedAt"]) if last else None
         details[job_type] = last_at
         in_use_long_enough = first_use is not None and now - to_utc(first_use) >= period
@@ -51,7 +51,7 @@ def check_stale_success(store: Store, settings: Settings, now: datetime) -> Chec
     # Only a cycle the scheduler was already installed for can be missed.
     if window is not None and first_use is not None and to_utc(first_use) <= window[0]:
         moment, _ = window
-        last = store.jobs.last_of_type("monthly-invitations", statuses=RAN)
+        last = store.jobs.last_of_type("monthly-invitations", statuses=RAN, include_dry_runs=False)
         last_at = to_utc(last["startedAt"]) if last else None
         details["monthly-invitations"] = last_at
         if last_at is None or last_at < moment:

@@ -18,11 +18,13 @@ def composer_for(settings: Settings) -> Composer:
     )
 
 
-def transport_for(settings: Settings) -> Transport:
+def transport_for(settings: Settings, *, timeout: float = 30.0, attempts: int = 3) -> Transport:
     return build_transport(
         kind=settings.email_transport,
         smtp_url=settings.smtp_url,
         fallback_url=settings.smtp_fallback_url,
         outbox_dir=settings.email_outbox_dir,
         local_hostname=socket.getfqdn(),
+        timeout=timeout,
+        attempts=attempts,
     )

@@ -128,6 +128,9 @@ def _reply(code: int, text: bytes | str) -> str:
     return one_line(f"{code} {message}", 200)
 
 
+QUIT_TIMEOUT_SECONDS = 2.0
+
+
 class SmtpTransport:
     def __init__(
         self,
@@ -243,9 +246,13 @@ class SmtpTransport:
 
     def close(self) -> None:
         if self._connection is not None:
+            # QUIT is a courtesy: a stalled server must not hold the run for
+            # the full command timeout on its way out.
+            if self._connection.sock is not None:
+                self._connection.sock.settimeout(QUIT_TIMEOUT_SECONDS)
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._connection.quit()
-            self._connection = None
+            self._drop()
 
 
 class FailoverTransport:
@@ -349,16 +356,25 @@ def build_transport(
     fallback_url: str | None,
     outbox_dir: Path | None,
     local_hostname: str | None = None,
+    timeout: float = 30.0,
+    attempts: int = 3,
 ) -> Transport:
     if kind == "file":
         assert outbox_dir is not None  # guaranteed by Settings validation
         return FileTransport(outbox_dir)
+    local_hostname = local_hostname or socket.getfqdn()
     primary: Transport = SmtpTransport(
         SmtpEndpoint.parse(smtp_url or "smtp://localhost:25?security=none"),
-        local_hostname=local_hostname or socket.getfqdn(),
+        local_hostname=local_hostname,
+        timeout=timeout,
+        attempts=attempts,
     )
     if fallback_url:
-        primary = FailoverTransport(
-            primary, SmtpTransport(SmtpEndpoint.parse(fallback_url), local_hostname=local_hostname)
+        fallback = SmtpTransport(
+            SmtpEndpoint.parse(fallback_url),
+            local_hostname=local_hostname,
+            timeout=timeout,
+            attempts=attempts,
         )
+        primary = FailoverTransport(primary, fallback)
     return CircuitBreaker(primary)

@@ -20,13 +20,18 @@ class AlertStateRepository(Repository):
     @transient
     def fire(self, alert: Document, now: datetime, resend_before: datetime) -> bool:
         """Record a firing alert; True when it should be sent now: it is new,
-        was resolved since, or was last sent before `resend_before`."""
+        was resolved since, changed severity, or was last sent before
+        `resend_before`."""
         fields = {**alert, "active": True, "lastSeenAt": now}
         try:
             self.collection.update_one(
                 {
                     "_id": alert["key"],
-                    "$or": [{"active": {"$ne": True}}, {"lastSentAt": {"$lte": resend_before}}],
+                    "$or": [
+                        {"active": {"$ne": True}},
+                        {"severity": {"$ne": alert["severity"]}},
+                        {"lastSentAt": {"$lte": resend_before}},
+                    ],
                 },
                 {"$set": {**fields, "lastSentAt": now}, "$inc": {"sent": 1}},
                 upsert=True,

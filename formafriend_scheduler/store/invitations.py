@@ -19,6 +19,22 @@ NOT_EXPIRABLE = ("submitted", "cancelled", "expired")
 APP_DEFAULT_LIFETIME = timedelta(days=60)
 
 
+def effective_expiry(invitation: Document) -> datetime | None:
+    """When the invitation expires: `expiresAt`, else the app's default of
+    creation (`createdAt`, else `tracking.createdAt`) + 60 days; the same rule
+    as the queries below."""
+    expires_at = invitation.get("expiresAt")
+    if isinstance(expires_at, datetime):
+        return expires_at
+    if "expiresAt" in invitation:
+        return None  # present but not a date: malformed
+    created_at = invitation.get("createdAt")
+    if "createdAt" not in invitation:
+        tracking = invitation.get("tracking")
+        created_at = tracking.get("createdAt") if isinstance(tracking, dict) else None
+    return created_at + APP_DEFAULT_LIFETIME if isinstance(created_at, datetime) else None
+
+
 def expires_before(moment: datetime) -> Document:
     """`expiresAt` before `moment`; without `expiresAt`, creation + 60 days (the
     app's default, from `createdAt` or else `tracking.createdAt`)."""
@@ -108,6 +124,11 @@ def not_expired(now: datetime) -> Document:
         "$or": [
             {"expiresAt": {"$gt": now}},
             {"expiresAt": {"$exists": False}, "createdAt": {"$gt": now - APP_DEFAULT_LIFETIME}},
+            {
+                "expiresAt": {"$exists": False},
+                "createdAt": {"$exists": False},
+                "tracking.createdAt": {"$gt": now - APP_DEFAULT_LIFETIME},
+            },
         ]
     }
 

@@ -63,6 +63,12 @@ class JobRepository(HistoryRepository):
         return result.matched_count == 1
 
     @transient
+    def append_events(self, run_id: str, events: list[Document]) -> None:
+        """Events that came after the outcome was written (end-of-run alerts)."""
+        if events:
+            self.collection.update_one({"_id": run_id}, {"$push": {"events": {"$each": events}}})
+
+    @transient
     def mark_abandoned(self, run_id: str, now: datetime, reason: str) -> bool:
         result = self.collection.update_one(
             {"_id": run_id, "status": "running"},
@@ -104,10 +110,18 @@ class JobRepository(HistoryRepository):
         return list(cursor.limit(limit))
 
     @transient
-    def last_of_type(self, job_type: str, statuses: Iterable[str] | None = None) -> Document | None:
+    def last_of_type(
+        self,
+        job_type: str,
+        statuses: Iterable[str] | None = None,
+        *,
+        include_dry_runs: bool = True,
+    ) -> Document | None:
         query: dict[str, Any] = {"type": job_type}
         if statuses is not None:
             query["status"] = {"$in": list(statuses)}
+        if not include_dry_runs:  # a dry run proves nothing was sent
+            query["options.dry_run"] = {"$ne": True}
         return self.collection.find_one(query, {"events": 0}, sort=[("startedAt", DESCENDING)])
 
     @transient

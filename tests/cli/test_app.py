@@ -117,7 +117,13 @@ def test_an_unreachable_database_exits_75_with_one_line(
     for command in (["cleanup"], ["config", "check"], ["status"]):
         result = cli.invoke(app, command)
         assert result.exit_code == 75, command
-        first, hint = result.stderr.strip().splitlines()
+        *logged, first, hint = result.stderr.strip().splitlines()
+        if command == ["cleanup"]:  # a job that could not start tells the monitors
+            (event,) = logged
+            assert json.loads(event)["event"] == "job-failed"
+            assert json.loads(event)["exitCode"] == 75
+        else:
+            assert logged == []
         assert first.startswith("error: MongoDB unreachable after 2 attempt(s)")
         assert hint.startswith("hint:")
         assert "hunter2pw" not in result.stderr

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from formafriend_scheduler.hooks.prometheus import JobSnapshot, Snapshot, write_textfile
@@ -60,3 +62,23 @@ def test_the_textfile_has_each_jobs_last_run_and_totals(tmp_path: Path) -> None:
     assert value("formafriend_scheduler_health_status") == 1
     assert "formafriend_scheduler_items_sent_total" in path.read_text()  # counters end in _total
     assert list(tmp_path.iterdir()) == [path]  # written through a temporary file, then renamed
+
+
+def test_a_write_that_fails_before_the_rename_leaves_the_last_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """node_exporter may read at any moment: it sees the old file or the new one."""
+    path = tmp_path / "formafriend.prom"
+    write_textfile(path, Snapshot(jobs={}, health_code=0))
+    before = path.read_text()
+
+    def crash(source: str, target: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "rename", crash)
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_textfile(path, Snapshot(jobs={}, health_code=2))
+
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["formafriend.prom"]  # no temp file left

@@ -7,7 +7,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from formafriend_scheduler.clock import FrozenClock
+from formafriend_scheduler.config import SECRETS
 from formafriend_scheduler.hooks.command import CommandSink
 from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.hooks.mailer import AlertEmailSink
@@ -89,6 +92,19 @@ def test_a_shell_command_gets_the_event_on_stdin(tmp_path: Path) -> None:
     EventBus(CLOCK, [sink]).emit("job-failed", jobId="cleanup-1")
     assert json.loads(out.read_text())["jobId"] == "cleanup-1"
     assert (tmp_path / "event.json.name").read_text().strip() == "job-failed"
+
+
+def test_the_command_does_not_inherit_the_schedulers_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMTP_URL", "smtp://u:pa55-smtp@mail")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    out = tmp_path / "env"
+    sink = CommandSink(f"env > {out}", FAILURES, timeout=10, hidden_variables=SECRETS)
+    EventBus(CLOCK, [sink]).emit("job-failed", jobId="x")
+    seen = out.read_text()
+    assert "SMTP_URL=" not in seen and "pa55-smtp" not in seen
+    assert "LANG=C.UTF-8" in seen
 
 
 def test_a_failing_or_hanging_command_never_raises(tmp_path: Path) -> None:

@@ -242,3 +242,25 @@ def test_a_healthy_report_emits_no_alert(
     assert (
         sink.events[1].payload["exitCode"] == 0 and sink.events[1].payload["type"] == "health-check"
     )
+
+
+def test_alerts_raised_while_the_database_is_down_go_out_once_and_resolve_when_it_is_back(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    sink = CollectingSink()
+    events = EventBus(clock, [sink])
+    down = load_settings(mongodb_uri="mongodb://127.0.0.1:9/x", mongodb_timeout_seconds=0.2)
+    unreachable = connect(down, retry_attempts=1)
+    for _ in range(3):  # every 5 minutes, within the hour of SCHEDULER_ALERT_REPEAT_MINUTES
+        check_health(down, unreachable, clock, memory(40), events=events)
+        clock.advance(timedelta(minutes=5))
+
+    triggered = [event for event in sink.events if event.name == "alerts-triggered"]
+    assert len(triggered) == 1
+    raised = {alert["key"] for alert in triggered[0].payload["alerts"]}
+    assert "health:mongodb" in raised
+
+    sink.events.clear()
+    check_health(settings, healthy_store(store), clock, memory(40), events=events)
+    assert sink.names == ["job-started", "alerts-resolved", "job-completed"]
+    assert {alert["key"] for alert in sink.events[1].payload["alerts"]} == raised

@@ -147,6 +147,25 @@ def test_the_reminder_emails_say_how_long_is_left_and_carry_the_links(
     assert second["Message-ID"] == f"<{invitation['_id']}.reminder-second@form-a-friend.com>"
 
 
+@pytest.mark.parametrize("created_at", ["createdAt", "tracking.createdAt"])
+def test_an_invitation_without_expires_at_lives_60_days_from_its_creation(
+    setup: tuple[Settings, Store], smtp_server: SmtpServer, created_at: str
+) -> None:
+    settings, store = setup
+    invitation = one_invitation(store)
+    update: dict[str, Any] = {"$unset": {"expiresAt": ""}}
+    if created_at == "createdAt":
+        update["$set"] = {"createdAt": SENT}
+    store.db["invitations"].update_one({"_id": invitation["_id"]}, update)
+
+    run_reminders(settings, store, FrozenClock(SENT + 3 * DAY))
+    assert reminders_of(store, invitation) == ["first"]
+    text = smtp_server.received[0].message.get_body(("plain",)).get_content()
+    assert "Il vous reste 57 jours" in text
+    run_reminders(settings, store, FrozenClock(SENT + 61 * DAY))
+    assert reminders_of(store, invitation) == ["first"]  # expired: no second
+
+
 @pytest.mark.parametrize(
     ("fields", "reminded"),
     [
@@ -200,6 +219,19 @@ def test_first_reminder_off_still_lets_the_second_go(
     run_reminders(settings, store, FrozenClock(SENT + 3 * DAY))
     run_reminders(settings, store, FrozenClock(SENT + 7 * DAY))
     assert reminders_of(store, invitation) == ["second"]
+
+
+def test_second_reminder_off_stops_after_the_first(
+    setup: tuple[Settings, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store, preferences={"reminderSettings": {"secondReminder": False}})
+    add_contacts(store, alice, "bob@x.org")
+    invitation = add_invitation(store, alice, "bob@x.org")
+    run_reminders(settings, store, FrozenClock(SENT + 3 * DAY))
+    at_j7 = run_reminders(settings, store, FrozenClock(SENT + 7 * DAY))
+    assert reminders_of(store, invitation) == ["first"]
+    assert at_j7.stats["skippedPreference"] == 1 and len(smtp_server.received) == 1
 
 
 @pytest.mark.parametrize(
@@ -365,3 +397,25 @@ def test_dry_run_type_and_limit(setup: tuple[Settings, Store], smtp_server: Smtp
     limited = run_reminders(settings, store, clock, limit=1)
     assert limited.stats["candidatesChecked"] == 1
     assert limited.exit_code == ExitCode.OK
+
+
+def test_a_reminder_claimed_by_a_live_run_waits_and_a_dead_runs_claim_is_taken_over(
+    setup: tuple[Settings, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup  # SCHEDULER_WORKER_TIMEOUT_MS: a claim older than that is dead
+    invitation = one_invitation(store)
+    clock = FrozenClock(SENT + 3 * DAY)
+    key = f"{invitation['_id']}:reminder-first"
+    store.outbox.claim(
+        [(key, invitation["_id"], "reminder-first")], "other-run/1", "other-run", clock.now(),
+        stale_before=clock.now(),
+    )  # fmt: skip
+
+    while_live = run_reminders(settings, store, clock)
+    assert while_live.stats["alreadySent"] == 1 and smtp_server.received == []
+    assert reminders_of(store, invitation) == []
+
+    clock.advance(timedelta(milliseconds=settings.worker_timeout_ms + 1000))
+    after_death = run_reminders(settings, store, clock)
+    assert after_death.stats["firstRemindersSent"] == 1
+    assert smtp_server.recipients() == {"bob@x.org": 1}

@@ -15,9 +15,15 @@ HOUR = timedelta(hours=1)
 START = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def record(store: Store, job: str, status: str, at: datetime) -> None:
+def record(store: Store, job: str, status: str, at: datetime, dry_run: bool = False) -> None:
     store.db["scheduler_jobs"].insert_one(
-        {"_id": f"{job}-{at.isoformat()}-{status}", "type": job, "status": status, "startedAt": at}
+        {
+            "_id": f"{job}-{at.isoformat()}-{status}-{dry_run}",
+            "type": job,
+            "status": status,
+            "startedAt": at,
+            "options": {"dry_run": dry_run},
+        }
     )
 
 
@@ -39,6 +45,8 @@ def test_reminders_and_cleanup_must_run_within_their_period(
         stale.code is HealthCode.WARNING and "reminders has not run successfully" in stale.summary
     )
     record(store, "reminders", "failed", clock.now())  # a failed run does not count
+    assert check_stale_success(store, settings, clock.now()).code is HealthCode.WARNING
+    record(store, "reminders", "success", clock.now(), dry_run=True)  # sent nothing
     assert check_stale_success(store, settings, clock.now()).code is HealthCode.WARNING
     record(store, "reminders", "partial", clock.now())
     assert check_stale_success(store, settings, clock.now()).code is HealthCode.OK
