@@ -49,6 +49,13 @@ class ConfigError(SchedulerError):
         )
 
 
+class DatabaseNotEmpty(SchedulerError):
+    """Sample data would be mixed into a database that already holds users."""
+
+    exit_code = ExitCode.USAGE
+    hint = "pass --force to add to it anyway, or point MONGODB_URI at another database"
+
+
 class DatabaseUnavailable(SchedulerError):
     """MongoDB could not be reached (or kept failing) after the retries."""
 

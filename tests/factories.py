@@ -8,6 +8,9 @@ from typing import Any
 
 from bson import ObjectId
 
+from formafriend_scheduler.config import load_settings
+from formafriend_scheduler.store import Store, connect
+
 
 def user(**fields: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {"_id": ObjectId(), "username": f"user{ObjectId()}"[:30]}
@@ -32,3 +35,14 @@ def invitation(
         "expiresAt": expires_at,
         **fields,
     }
+
+
+def one_user_with_contacts(mongodb_uri: str, contacts: int = 3) -> Store:
+    """alice@x.org with contacts c0@x.org, c1@x.org, ...: the smallest mailing."""
+    store = connect(load_settings(mongodb_uri=mongodb_uri))
+    owner = {"_id": ObjectId(), "username": "alice", "email": "alice@x.org"}
+    store.db["users"].insert_one(owner)
+    store.db["contacts"].insert_many(
+        [{"ownerId": owner["_id"], "email": f"c{i}@x.org"} for i in range(contacts)]
+    )
+    return store

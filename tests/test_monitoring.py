@@ -8,13 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from bson import ObjectId
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from formafriend_scheduler.cli.app import app
-from formafriend_scheduler.config import load_settings
-from formafriend_scheduler.store import connect
+from tests import factories
 from tests.httpserver import HttpServer
 from tests.smtpserver import SmtpServer
 
@@ -53,12 +51,7 @@ def test_a_failing_run_is_seen_everywhere_and_its_alert_resolves_after_recovery(
         "SCHEDULER_MONGODB_RETRY_ATTEMPTS": "2",
     }.items():
         monkeypatch.setenv(name, value)
-    store = connect(load_settings(mongodb_uri=mongodb_uri))
-    owner = {"_id": ObjectId(), "username": "alice", "email": "alice@x.org"}
-    store.db["users"].insert_one(owner)
-    store.db["contacts"].insert_many(
-        [{"ownerId": owner["_id"], "email": f"c{i}@x.org"} for i in range(3)]
-    )
+    store = factories.one_user_with_contacts(mongodb_uri)
     cli = CliRunner()
     smtp_server.stop()  # Given the mail server is down,
 

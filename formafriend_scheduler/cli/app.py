@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from formafriend_scheduler import __version__
 from formafriend_scheduler.logs import LogFormat
 
-from . import config_cmd, db, health, jobs, metrics, observe
+from . import config_cmd, db, demo, health, jobs, metrics, observe, sample
 from .state import AppState
 
 EXIT_CODES = """\b
@@ -53,6 +54,13 @@ def main_options(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Print progress and results even under cron.")
     ] = False,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read KEY=VALUE settings from this file instead of ./.env "
+            "(the environment still wins)."
+        ),
+    ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Debug logging and tracebacks on errors.")
     ] = False,
@@ -66,7 +74,9 @@ def main_options(
     if log_level is not None and log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
     fmt: LogFormat = "text" if log_format == "text" else "json" if log_format == "json" else "auto"
-    state = AppState(log_level=log_level, log_format=fmt, verbose=verbose, debug=debug)
+    state = AppState(
+        log_level=log_level, log_format=fmt, verbose=verbose, debug=debug, env_file=env_file
+    )
     state.configure_logging()
     ctx.obj = state
 
@@ -79,6 +89,8 @@ app.command("status")(observe.status)
 app.command("history")(observe.history)
 app.command("metrics")(metrics.metrics)
 app.command("init-db")(db.init_db)
+app.command("seed")(sample.seed_command)
+app.command("demo")(demo.demo)
 app.add_typer(config_cmd.app, name="config")
 
 

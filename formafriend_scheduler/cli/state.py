@@ -8,6 +8,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -35,6 +36,7 @@ class AppState:
     log_format: LogFormat = "auto"
     verbose: bool = False
     debug: bool = False
+    env_file: Path | None = None
     clock: Clock = field(default_factory=SystemClock)
     _settings: Settings | None = None
     _redactor: Redactor = field(default_factory=Redactor)
@@ -51,7 +53,7 @@ class AppState:
     def settings(self) -> Settings:
         """Loaded on first use, so --help and --version never need a valid setup."""
         if self._settings is None:
-            self._settings = load_settings()
+            self._settings = load_settings(self.env_file)
             self._redactor = Redactor(self._settings.secret_values())
             self.configure_logging()  # now the known secrets are masked too
         return self._settings

@@ -9,7 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from bson import ObjectId
+import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from formafriend_scheduler import __version__
@@ -17,6 +18,7 @@ from formafriend_scheduler.cli.app import app
 from formafriend_scheduler.clock import SystemClock
 from formafriend_scheduler.config import load_settings
 from formafriend_scheduler.store import connect
+from tests import factories
 
 UNREACHABLE = "mongodb://127.0.0.1:9/faf"
 
@@ -48,22 +50,58 @@ def test_help_documents_the_exit_codes(cli: CliRunner) -> None:
         assert command in result.stdout
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["cleanup"],
-        ["health-check"],
-        ["status"],
-        ["history"],
-        ["init-db"],
-        ["config", "show"],
-        ["config", "check"],
-    ],
-)
+def every_command() -> list[list[str]]:
+    """Each leaf command of the CLI, as it is typed, found by walking the app."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    found = []
+    for name, command in root.commands.items():
+        if isinstance(command, TyperGroup):
+            found += [[name, sub] for sub in command.commands]
+        else:
+            found.append([name])
+    return found
+
+
+def test_the_cli_has_the_commands_the_operators_rely_on() -> None:
+    names = {" ".join(command) for command in every_command()}
+    assert {
+        "monthly-invitations",
+        "reminders",
+        "cleanup",
+        "health-check",
+        "status",
+        "history",
+        "metrics",
+        "init-db",
+        "seed",
+        "demo",
+        "config show",
+        "config check",
+    } <= names
+
+
+@pytest.mark.parametrize("command", every_command(), ids=" ".join)
 def test_every_command_has_help_with_an_example(cli: CliRunner, command: list[str]) -> None:
     result = cli.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
-    assert "Example: formafriend-scheduler" in result.stdout
+    assert f"Example: formafriend-scheduler {command[0]}" in result.stdout
+
+
+def test_settings_can_come_from_a_named_env_file(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "scheduler.env"
+    env_file.write_text("SCHEDULER_MONTHLY_JOB_DAY=12\nSMTP_URL=smtp://u:env-pa55@mail:25\n")
+    monkeypatch.setenv("SCHEDULER_TIMEZONE", "Asia/Tokyo")  # the environment still wins
+    result = cli.invoke(app, ["--env-file", str(env_file), "config", "show", "--json"])
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["SCHEDULER_MONTHLY_JOB_DAY"] == 12
+    assert shown["SCHEDULER_TIMEZONE"] == "Asia/Tokyo"
+    assert "env-pa55" not in result.stdout
+    missing = cli.invoke(app, ["--env-file", str(tmp_path / "nope.env"), "config", "show"])
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
 
 
 def test_invalid_configuration_exits_2_naming_every_variable(
@@ -326,12 +364,7 @@ def test_monthly_invitations_end_to_end_from_the_command_line(
     monkeypatch.setenv("EMAIL_TRANSPORT", "file")
     monkeypatch.setenv("EMAIL_OUTBOX_DIR", str(tmp_path / "outbox"))
     monkeypatch.setenv("SCHEDULER_MONTHLY_JOB_DAY", "1")
-    store = connect(load_settings(mongodb_uri=env_database))
-    owner = {"_id": ObjectId(), "username": "alice", "email": "alice@x.org"}
-    store.db["users"].insert_one(owner)
-    store.db["contacts"].insert_many(
-        [{"ownerId": owner["_id"], "email": f"c{i}@x.org"} for i in range(3)]
-    )
+    factories.one_user_with_contacts(env_database)
 
     first = cli.invoke(app, ["monthly-invitations", "--workers", "0", "--json"])
     second = cli.invoke(app, ["monthly-invitations", "--workers", "0", "--json"])

@@ -1,0 +1,122 @@
+"""The first-run experience: demo and seed."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from formafriend_scheduler.cli.app import app
+from formafriend_scheduler.config import load_settings
+from formafriend_scheduler.seed import SeedPlan, seed
+from formafriend_scheduler.store import connect
+
+
+def test_the_demo_runs_the_whole_cycle_in_under_a_minute(cli: CliRunner, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = cli.invoke(app, ["demo", "--outbox", str(tmp_path), "--json"])
+    elapsed = time.monotonic() - started
+
+    assert result.exit_code == 0, result.stderr
+    assert elapsed < 60
+    demo = json.loads(result.stdout)
+    steps = {step["title"]: step for step in demo["steps"]}
+    sample = steps["Sample data"]["figures"]
+    first = next(s for s in demo["steps"] if s["title"].startswith("Monthly invitations for"))
+    again = steps["The same, an hour later: nothing is sent twice"]
+    assert (sample["users"], sample["contacts"]) == (36, 216)
+    assert first["figures"]["sentInvitations"] == sample["eligibleContacts"]
+    assert first["figures"]["totalUsers"] == 36
+    assert again["figures"]["sentInvitations"] == 0
+    firsts = sum(s["figures"].get("firstRemindersSent", 0) for s in demo["steps"])
+    seconds = sum(s["figures"].get("secondRemindersSent", 0) for s in demo["steps"])
+    outside = [
+        s["figures"].get("outsideWindow", 0) for s in demo["steps"] if "reminders" in s["title"]
+    ]
+    assert 0 < firsts <= sample["eligibleContacts"] and seconds == firsts
+    assert max(outside) > 0  # quiet hours held some back
+    assert steps["Health check"]["summary"] == "healthy"
+    emails = list(tmp_path.glob("*.eml"))
+    assert (
+        len(emails)
+        == steps["E-mails written"]["figures"]["files"]
+        == sample["eligibleContacts"] + firsts + seconds
+    )
+    assert demo["status"]["metrics"]["totalJobsRun"] == len(demo["history"])
+
+
+def test_the_demo_prints_its_steps_on_a_terminal_style_output(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    result = cli.invoke(app, ["demo", "--outbox", str(tmp_path)])
+    assert result.exit_code == 0
+    for text in (
+        "Sample data",
+        "Monthly invitations for",
+        "J+3",
+        "J+7",
+        "Health check",
+        "History",
+        str(tmp_path),
+    ):
+        assert text in result.stdout
+
+
+def test_the_demo_refuses_a_real_database_that_holds_users(
+    cli: CliRunner, mongodb_uri: str, tmp_path: Path
+) -> None:
+    store = connect(load_settings(mongodb_uri=mongodb_uri))
+    store.db["users"].insert_one({"username": "someone"})
+    refused = cli.invoke(app, ["demo", "--mongodb-uri", mongodb_uri, "--outbox", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "already holds users" in refused.stderr and "--force" in refused.stderr
+
+
+@pytest.mark.real_server_only
+def test_the_demo_runs_on_a_real_server_too(
+    cli: CliRunner, mongodb_uri: str, tmp_path: Path
+) -> None:
+    result = cli.invoke(
+        app, ["demo", "--mongodb-uri", mongodb_uri, "--outbox", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    store = connect(load_settings(mongodb_uri=mongodb_uri))
+    assert store.db["invitations"].count_documents({"status": "sent"}) > 0
+
+
+def test_seed_is_reproducible(mongodb_uri: str) -> None:
+    first = connect(load_settings(mongodb_uri=mongodb_uri + "_a"))
+    second = connect(load_settings(mongodb_uri=mongodb_uri + "_b"))
+    plan = SeedPlan(users=12, contacts_per_user=5, seed=9)
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    reports = [seed(first, plan, now), seed(second, plan, now)]
+
+    def shape(store: object) -> list[tuple[object, ...]]:
+        users = {u["_id"]: u["username"] for u in store.db["users"].find()}  # type: ignore[attr-defined]
+        return sorted(
+            (users[c["ownerId"]], c["email"], c["status"], c.get("emailStatus"), c.get("optedOut"))
+            for c in store.db["contacts"].find()  # type: ignore[attr-defined]
+        )
+
+    assert reports[0] == reports[1]
+    assert shape(first) == shape(second)
+    other = connect(load_settings(mongodb_uri=mongodb_uri + "_c"))
+    seed(other, SeedPlan(users=12, contacts_per_user=5, seed=10), now)
+    assert shape(other) != shape(first)
+    for store in (first, second, other):
+        store.db.client.drop_database(store.database_name)
+
+
+def test_seed_command_refuses_a_non_empty_database_without_force(
+    cli: CliRunner, env_database: str
+) -> None:
+    first = cli.invoke(app, ["seed", "--users", "4", "--contacts-per-user", "3", "--json"])
+    again = cli.invoke(app, ["seed", "--users", "4"])
+    forced = cli.invoke(app, ["seed", "--users", "4", "--force", "--json"])
+    assert first.exit_code == 0 and json.loads(first.stdout)["contacts"] == 12
+    assert again.exit_code == 2 and "already holds users" in again.stderr
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["users"] == 4
