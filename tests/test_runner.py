@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from formafriend_scheduler.clock import FrozenClock, SystemClock
+from formafriend_scheduler.clock import FrozenClock, SystemClock, to_utc
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.context import JobContext, JobOutcome
 from formafriend_scheduler.errors import ClockSkew, DatabaseUnavailable, ExitCode, JobLocked
@@ -147,22 +147,37 @@ def test_a_run_that_cannot_start_tells_the_monitors_but_a_locked_one_does_not(
     assert sink.events == []  # the live run reports for itself
 
 
-def test_the_lease_is_kept_while_slow_sinks_hear_the_outcome(mongodb_uri: str) -> None:
+def test_the_lease_is_kept_while_slow_sinks_hear_the_outcome(
+    mongodb_uri: str, clock: FrozenClock
+) -> None:
     """A webhook retrying for longer than the lease must not let another run in."""
-    settings = make_settings(mongodb_uri, lock_ttl_seconds=3)
-    store, clock = connect(settings), SystemClock()
+    settings = make_settings(mongodb_uri, lock_ttl_seconds=3)  # a beat every second
+    store = connect(settings)
     intruder: list[bool] = []
+
+    def renewed_at_now() -> bool:
+        """Waits (real time, at most 10 s) for a heartbeat at the frozen `now`."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            doc = store.db["scheduler_locks"].find_one({"_id": "test-job"})
+            if doc and doc.get("renewedAt") and to_utc(doc["renewedAt"]) >= clock.now():
+                return True
+            time.sleep(0.05)
+        return False
 
     class SlowSink:
         def handle(self, event: Any) -> None:
-            if event.name == "job-completed":
-                time.sleep(4)  # past the 3 s lease: only the heartbeat keeps it
+            if event.name == "job-completed":  # the sink takes 4 s of a 3 s lease
+                for _ in range(2):
+                    clock.advance(timedelta(seconds=2))
+                    assert renewed_at_now(), "no heartbeat while the sinks ran"
                 grant = store.locks.try_acquire(
                     "test-job", "intruder", "h", 1, clock.now(), timedelta(seconds=3)
                 )
                 intruder.append(grant.granted)
 
-    result = Runner(settings, store, clock, EventBus(clock, [SlowSink()])).run(SteppedJob())
+    events = EventBus(clock, [SlowSink()])
+    result = Runner(settings, store, clock, events, check_clock_skew=False).run(SteppedJob())
     assert intruder == [False]
     assert (result.status, result.exit_code) == ("success", ExitCode.OK)
     assert store.jobs.get(result.run_id)["status"] == "success"  # type: ignore[index]
