@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from formafriend_scheduler.errors import ConfigError
 
@@ -424,14 +424,44 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
+class IsolatedSettings(Settings):
+    """Settings from the given values and defaults only: no environment, no
+    env file. For the demo, which must not pick up (and write to) the
+    operator's real database, Prometheus textfile or alert sinks."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def isolated_settings(**overrides: Any) -> Settings:
+    """IsolatedSettings from `overrides` (field names); ConfigError if invalid."""
+    try:
+        return IsolatedSettings(**{env_name_of(k): v for k, v in overrides.items()})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     """Build Settings from the environment, an env file (`.env` in the working
     directory unless `env_file` names one) and `overrides` (field names).
 
     Raises ConfigError naming every bad variable; secrets are never echoed.
     """
-    if env_file is not None and not env_file.is_file():
-        raise ConfigError([f"--env-file {env_file}: no such file"])
+    if env_file is not None:
+        if not env_file.is_file():
+            raise ConfigError([f"--env-file {env_file}: no such file"])
+        if not os.access(env_file, os.R_OK):
+            raise ConfigError(
+                [f"--env-file {env_file}: not readable by this user (run as the scheduler's user)"]
+            )
     values = {env_name_of(k): v for k, v in overrides.items()}
     try:
         if env_file is not None:

@@ -91,7 +91,10 @@ def run_demo(
     contacts_per_user: int = DEMO_CONTACTS,
 ) -> list[DemoStep]:
     if not force and not store.is_empty():
-        raise DatabaseNotEmpty(f"the database {store.database_name} already holds users")
+        raise DatabaseNotEmpty(
+            f"the database {store.database_name} already holds users",
+            hint="pass --force to run the demo there anyway (it adds 36 more sample users)",
+        )
     month, start = start_moment(SystemClock().now(), settings)
     clock = FrozenClock(start)
     # No log sink: the steps tell the story, and the alerts get a step of their own.
@@ -142,6 +145,7 @@ def run_demo(
         eligibleContacts=report.eligible_contacts,
     )
     run(f"Monthly invitations for {month}", monthly())
+    clock.advance(timedelta(hours=1))
     run("The same, an hour later: nothing is sent twice", monthly())
     run("Daily cleanup", CleanupJob())
     clock.advance(timedelta(days=3))

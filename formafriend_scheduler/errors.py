@@ -55,6 +55,11 @@ class DatabaseNotEmpty(SchedulerError):
     exit_code = ExitCode.USAGE
     hint = "pass --force to add to it anyway, or point MONGODB_URI at another database"
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
 
 class DatabaseUnavailable(SchedulerError):
     """MongoDB could not be reached (or kept failing) after the retries."""

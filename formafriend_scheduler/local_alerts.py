@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from formafriend_scheduler.files import atomic_write
 
 log = logging.getLogger(__name__)
 FILE_NAME = "alerts-offline.json"
@@ -65,16 +65,8 @@ class FileAlertState:
         return data if isinstance(data, dict) else {}
 
     def _save(self, state: dict[str, dict[str, Any]]) -> None:
-        """Write atomically: a crash leaves the old file or the new one."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".alerts-", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                json.dump(state, file, indent=1, sort_keys=True)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        data = json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
+        atomic_write(self.path, data, mode=0o600)
 
 
 def _moment(value: Any) -> datetime | None:

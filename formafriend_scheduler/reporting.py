@@ -13,7 +13,8 @@ from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import HealthCode, SchedulerError
 from formafriend_scheduler.figures import figures_of
 from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED, EventBus
-from formafriend_scheduler.hooks.prometheus import JOB_TYPES, JobSnapshot, Snapshot, write_textfile
+from formafriend_scheduler.hooks.prometheus import JobSnapshot, Snapshot, write_textfile
+from formafriend_scheduler.ids import JOB_TYPES
 from formafriend_scheduler.jobs.health import check_alert
 from formafriend_scheduler.jobs.health_types import Check
 from formafriend_scheduler.jobs.state_checks import check_queued_backlog, check_stale_success

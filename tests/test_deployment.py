@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
+from formafriend_scheduler.config import isolated_settings, load_settings
 from formafriend_scheduler.schedule import SCHEDULE_TIMEZONE, SCHEDULES
 
 REPO = Path(__file__).parents[1]
@@ -42,6 +43,13 @@ def timer(job: str) -> configparser.SectionProxy:
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read(SYSTEMD / f"formafriend-scheduler-{job}.timer")
     return parser["Timer"]
+
+
+def service_unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(SYSTEMD / "formafriend-scheduler@.service")
+    return parser
 
 
 def cron_firings(cron: str, count: int) -> list[datetime]:
@@ -88,9 +96,7 @@ def test_cron_and_systemd_fire_at_the_same_moments(schedule: object) -> None:
 
 
 def test_the_service_is_hardened_and_bounded() -> None:
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read(SYSTEMD / "formafriend-scheduler@.service")
+    parser = service_unit()
     service = parser["Service"]
     assert service["Type"] == "oneshot"
     assert service["User"] == "formafriend-scheduler"
@@ -124,3 +130,36 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout + result.stderr == ""  # not even an ignored unknown setting
+
+
+def test_systemd_waits_longer_than_a_run_can_take_by_default() -> None:
+    """Duration limit + a batch in flight (worker timeout) + shutdown grace."""
+    defaults = isolated_settings()
+    longest = (
+        defaults.max_job_duration_hours * 3600
+        + defaults.worker_timeout_ms / 1000
+        + defaults.shutdown_grace_seconds
+    )
+    timeout = re.fullmatch(r"(\d+)min", service_unit()["Service"]["TimeoutStartSec"])
+    assert timeout is not None
+    assert int(timeout.group(1)) * 60 > longest
+
+
+def test_the_journal_gets_the_info_lines() -> None:
+    """Under systemd, events (job-started, job-completed) and 'locked' notes
+    belong in the journal; cron stays quiet by default instead."""
+    assert "--log-level info" in service_unit()["Service"]["ExecStart"]
+
+
+def test_the_env_example_is_read_the_same_by_systemd_and_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = SYSTEMD / "env.example"
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            # the subset both parsers agree on: no quotes, comments, escapes, ${}
+            assert re.fullmatch(r"[A-Z_]+=[^\s\"'#\\$]+", line), line
+            monkeypatch.delenv(line.split("=")[0], raising=False)  # the file must win here
+    settings = load_settings(env_file=path)
+    assert settings.app_base_url == "https://form-a-friend.example.org"
+    assert settings.state_dir == Path("/var/lib/formafriend-scheduler")

@@ -25,7 +25,8 @@ health-check uses monitoring-plugin codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOW
 
 app = typer.Typer(
     name="formafriend-scheduler",
-    help="Form-a-Friend v2 scheduler jobs, one stateless run per call, for cron or systemd timers.",
+    help="Form-a-Friend v2 scheduler jobs, one stateless run per call, for cron or systemd timers."
+    "\n\nExample: formafriend-scheduler monthly-invitations --dry-run",
     epilog=EXIT_CODES,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -58,7 +59,8 @@ def main_options(
         Path | None,
         typer.Option(
             help="Read KEY=VALUE settings from this file instead of ./.env "
-            "(the environment still wins)."
+            "(the environment still wins).",
+            readable=False,  # checked when the settings load: a config error, exit 2
         ),
     ] = None,
     debug: Annotated[

@@ -11,7 +11,11 @@ from formafriend_scheduler.runner import Runner
 from . import output
 from .state import handle_errors, state_of
 
-app = typer.Typer(help="Inspect and validate the configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect and validate the configuration.\n\n"
+    "Example: formafriend-scheduler --env-file /etc/formafriend-scheduler/env config check",
+    no_args_is_help=True,
+)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 from rich.panel import Panel
 
-from formafriend_scheduler.config import load_settings
+from formafriend_scheduler.config import isolated_settings, mask_url
 from formafriend_scheduler.demo import DemoStep, run_demo
 from formafriend_scheduler.store import connect
 
@@ -24,13 +24,11 @@ DEMO_DATABASE = "formafriend_demo"
 
 
 def demo_uri(given: str | None) -> str:
-    """In-process by default; on a real server, its own database."""
+    """In-process by default; on a real server, always its own database,
+    whatever database the URI names (never the app's)."""
     if given is None:
         return f"mongomock://demo-{secrets.token_hex(4)}/{DEMO_DATABASE}"
-    parts = urlsplit(given)
-    if parts.path.strip("/"):
-        return given
-    return urlunsplit(parts._replace(path="/" + DEMO_DATABASE))
+    return urlunsplit(urlsplit(given)._replace(path="/" + DEMO_DATABASE))
 
 
 @handle_errors
@@ -38,7 +36,10 @@ def demo(
     ctx: typer.Context,
     mongodb_uri: Annotated[
         str | None,
-        typer.Option(help="Run on this server instead, in its own database (formafriend_demo)."),
+        typer.Option(
+            help="Run on this server instead, always in its own database "
+            f"({DEMO_DATABASE}), whatever database the URI names."
+        ),
     ] = None,
     outbox: Annotated[
         Path | None, typer.Option(help="Folder for the .eml files (default: a new temporary one).")
@@ -59,8 +60,13 @@ def demo(
         # The panels tell the story; the events' info lines would bury them.
         logging.getLogger("formafriend_scheduler").setLevel(logging.WARNING)
     folder = outbox or Path(tempfile.mkdtemp(prefix="formafriend-demo-outbox-"))
-    settings = load_settings(
-        mongodb_uri=demo_uri(mongodb_uri), email_transport="file", email_outbox_dir=folder
+    # Defaults only: the operator's environment and .env (a real database,
+    # Prometheus textfile, webhooks) must not leak into a demo.
+    settings = isolated_settings(
+        mongodb_uri=demo_uri(mongodb_uri),
+        email_transport="file",
+        email_outbox_dir=folder,
+        state_dir=Path(tempfile.mkdtemp(prefix="formafriend-demo-state-")),
     )
     store = connect(settings)
     show = not as_json
@@ -84,7 +90,7 @@ def demo(
     if as_json:
         output.print_json(
             {
-                "database": settings.mongodb_uri if mongodb_uri else "in-process (mongomock)",
+                "database": mask_url(settings.mongodb_uri) if mongodb_uri else "in-process",
                 "outbox": str(folder),
                 "steps": [step.as_dict() for step in steps],
                 "status": summary,

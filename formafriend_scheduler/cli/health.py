@@ -38,17 +38,20 @@ def health_check(
     except Exception as error:  # a monitor must see UNKNOWN, never a usage or crash code
         if state.debug:
             output.stderr.print(state.redactor(traceback.format_exc()), markup=False)
-        message = state.redactor(str(error)).replace("\n", " ")
-        output.stdout.print(f"UNKNOWN: {message}", markup=False)
+        message = state.redactor(str(error))
+        output.print_line(f"UNKNOWN: {message}")
         raise typer.Exit(HealthCode.UNKNOWN) from None
     if as_json:
         output.print_json(report.as_dict())
-    elif not state.quiet(as_json) or report.code is not HealthCode.OK:
+    else:
+        # Always one status line, even OK under cron: the monitoring-plugin
+        # contract (Nagios, Icinga, Zabbix read it). Written plainly, so it
+        # is never wrapped at a console width.
         worst = [check for check in report.checks if check.code is report.code]
         first_line = f"{report.code.name}: {report.status}"
         if report.code is not HealthCode.OK:
             first_line += " - " + "; ".join(check.summary for check in worst)
-        output.stdout.print(first_line, markup=False)
+        output.print_line(state.redactor(first_line))
         if output.on_terminal() or state.verbose:
             rows = [
                 [check.name, output.styled(check.code.name), check.summary]

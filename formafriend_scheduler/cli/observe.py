@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from formafriend_scheduler.clock import to_utc
+from formafriend_scheduler.ids import JOB_TYPES
 from formafriend_scheduler.lock import stuck_runs
 from formafriend_scheduler.schedule import SCHEDULES
 from formafriend_scheduler.store import Store
@@ -20,7 +21,6 @@ from .state import handle_errors, state_of
 JsonOption = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-JOB_TYPES = ("monthly-invitations", "reminders", "cleanup")
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -164,7 +164,9 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @handle_errors
 def history(
     ctx: typer.Context,
-    job_type: Annotated[str | None, typer.Option("--type", help="Only this job type.")] = None,
+    job_type: Annotated[
+        str | None, typer.Option("--type", help=f"Only this job type: {', '.join(JOB_TYPES)}.")
+    ] = None,
     status_filter: Annotated[
         str | None, typer.Option("--status", help=f"Only this status: {', '.join(JOB_STATUSES)}.")
     ] = None,
@@ -179,6 +181,8 @@ def history(
     Example: formafriend-scheduler history --type cleanup --since 7d
     """
     state = state_of(ctx)
+    if job_type is not None and job_type not in JOB_TYPES:
+        raise typer.BadParameter(f"must be one of {', '.join(JOB_TYPES)}", param_hint="--type")
     if status_filter is not None and status_filter not in JOB_STATUSES:
         raise typer.BadParameter(f"must be one of {', '.join(JOB_STATUSES)}", param_hint="--status")
     since_at = parse_since(since, state.clock.now()) if since else None

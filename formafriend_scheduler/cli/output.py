@@ -30,6 +30,13 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_line(text: str) -> None:
+    """One plain line on stdout, never wrapped or styled (monitoring plugins
+    and log scrapers read it as is)."""
+    sys.stdout.write(" ".join(text.split()) + "\n")
+    sys.stdout.flush()
+
+
 def on_terminal() -> bool:
     return sys.stdout.isatty()
 

@@ -15,7 +15,7 @@ import typer
 
 from formafriend_scheduler.clock import Clock, SystemClock
 from formafriend_scheduler.config import Settings, load_settings
-from formafriend_scheduler.errors import ExitCode, SchedulerError
+from formafriend_scheduler.errors import ExitCode, JobLocked, SchedulerError
 from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.hooks.setup import event_bus_for
 from formafriend_scheduler.logs import LogFormat, configure_logging
@@ -95,6 +95,12 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         state = state_of(ctx) if isinstance(ctx, typer.Context) else AppState()
         try:
             return command(*args, **kwargs)
+        except JobLocked as locked:
+            # Expected whenever runs overlap or several hosts share a schedule:
+            # the live run reports for itself, so this is no cause for a cron
+            # mail. An info line: shown on a terminal or with --log-level info.
+            log.info("%s; exit 75, the next scheduled run tries again", state.redactor(str(locked)))
+            raise typer.Exit(locked.exit_code) from None
         except SchedulerError as error:
             _report(state, str(error), error.hint, error)
             raise typer.Exit(error.exit_code) from None

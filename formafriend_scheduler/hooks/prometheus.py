@@ -14,14 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import write_to_textfile
+from prometheus_client import generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from formafriend_scheduler.figures import figures_of
+from formafriend_scheduler.files import atomic_write
 
 PREFIX = "formafriend_scheduler"
-JOB_TYPES = ("monthly-invitations", "reminders", "cleanup")
 
 
 @dataclass
@@ -119,7 +119,7 @@ class SnapshotCollector(Collector):
 
 
 def write_textfile(path: Path, snapshot: Snapshot) -> None:
+    """Rewrite the textfile atomically, readable by node_exporter (mode 0644)."""
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(snapshot))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(path), registry)
+    atomic_write(path, generate_latest(registry))

@@ -211,19 +211,23 @@ def test_cleanup_json_reports_the_run(cli: CliRunner, env_database: str) -> None
     assert report["stats"]["expiredInvitations"] == 0
 
 
-def test_cleanup_while_another_run_holds_the_lock_exits_75_naming_it(
+def test_cleanup_while_another_run_holds_the_lock_exits_75_quietly_under_cron(
     cli: CliRunner, env_database: str
 ) -> None:
+    """Overlapping runs are expected (hourly schedules, several hosts): no cron
+    mail, just exit 75; the holder is named at info level."""
     store = connect(load_settings(mongodb_uri=env_database))
     now = SystemClock().now()
     store.locks.try_acquire(
         "cleanup", "cleanup-other-run", "db-host-2", 4242, now, timedelta(minutes=2)
     )
 
-    result = cli.invoke(app, ["cleanup"])
+    under_cron = cli.invoke(app, ["cleanup"])
+    with_info = cli.invoke(app, ["--log-level", "info", "cleanup"])
 
-    assert result.exit_code == 75
-    assert "cleanup is locked by run cleanup-other-run on db-host-2 (pid 4242)" in result.stderr
+    assert under_cron.exit_code == with_info.exit_code == 75
+    assert under_cron.stdout == under_cron.stderr == ""
+    assert "cleanup is locked by run cleanup-other-run on db-host-2 (pid 4242)" in with_info.stderr
 
 
 def test_no_secret_reaches_logs_output_or_job_records(
@@ -345,10 +349,12 @@ def test_history_filters_and_orders_newest_first(cli: CliRunner, env_database: s
     assert "cleanup" in cli.invoke(app, ["history"]).stdout
 
 
-def test_history_rejects_an_unknown_status(cli: CliRunner, env_database: str) -> None:
-    result = cli.invoke(app, ["history", "--status", "exploded"])
-    assert result.exit_code == 2
-    assert "Traceback" not in result.stderr
+def test_history_rejects_an_unknown_status_or_job_type(cli: CliRunner, env_database: str) -> None:
+    status = cli.invoke(app, ["history", "--status", "exploded"])
+    job_type = cli.invoke(app, ["history", "--type", "monthly"])  # a typo would list nothing
+    assert status.exit_code == job_type.exit_code == 2
+    assert "Traceback" not in status.stderr + job_type.stderr
+    assert "monthly-invitations, reminders, cleanup" in job_type.stderr
 
 
 def test_monthly_invitations_rejects_a_bad_month_or_user(cli: CliRunner) -> None:
@@ -420,3 +426,16 @@ def test_a_dead_webhook_and_ping_never_fail_a_run(
     assert json.loads(result.stdout)["status"] == "success"
     assert "webhook for job-started failed" in result.stderr
     assert "event command for job-started exited 7" in result.stderr
+
+
+def test_health_check_always_prints_one_status_line_even_when_ok_under_cron(
+    cli: CliRunner, env_database: str
+) -> None:
+    """The monitoring-plugin contract: exit code plus one status line on stdout.
+    (The CliRunner's stdout is not a terminal, as under cron.)"""
+    cli.invoke(app, ["init-db"])
+    result = cli.invoke(app, ["health-check"])
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(("OK: healthy", "WARNING: degraded"))
+    assert result.exit_code in (0, 1)

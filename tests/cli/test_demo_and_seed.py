@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from formafriend_scheduler.cli.app import app
+from formafriend_scheduler.cli.demo import DEMO_DATABASE, demo_uri
 from formafriend_scheduler.config import load_settings
 from formafriend_scheduler.seed import SeedPlan, seed
-from formafriend_scheduler.store import connect
+from formafriend_scheduler.store import Store, connect
 
 
 def test_the_demo_runs_the_whole_cycle_in_under_a_minute(cli: CliRunner, tmp_path: Path) -> None:
@@ -66,26 +68,62 @@ def test_the_demo_prints_its_steps_on_a_terminal_style_output(
         assert text in result.stdout
 
 
+@pytest.fixture
+def demo_database(mongodb_uri: str) -> Iterator[Store]:
+    """The demo's own database on the test server, empty before and after."""
+    store = connect(load_settings(mongodb_uri=demo_uri(mongodb_uri)))
+    store.db.client.drop_database(DEMO_DATABASE)
+    yield store
+    store.db.client.drop_database(DEMO_DATABASE)
+
+
 def test_the_demo_refuses_a_real_database_that_holds_users(
-    cli: CliRunner, mongodb_uri: str, tmp_path: Path
+    cli: CliRunner, mongodb_uri: str, demo_database: Store, tmp_path: Path
 ) -> None:
-    store = connect(load_settings(mongodb_uri=mongodb_uri))
-    store.db["users"].insert_one({"username": "someone"})
+    demo_database.db["users"].insert_one({"username": "someone"})
     refused = cli.invoke(app, ["demo", "--mongodb-uri", mongodb_uri, "--outbox", str(tmp_path)])
     assert refused.exit_code == 2
     assert "already holds users" in refused.stderr and "--force" in refused.stderr
 
 
+def test_the_demo_only_ever_uses_its_own_database() -> None:
+    assert demo_uri("mongodb://u:p@db:27017/formafriend?authSource=admin") == (
+        f"mongodb://u:p@db:27017/{DEMO_DATABASE}?authSource=admin"
+    )
+    assert demo_uri("mongodb://db:27017/").endswith(f"/{DEMO_DATABASE}")
+
+
+def test_the_demo_ignores_the_operators_environment(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A demo on a production host must not touch its database, textfile or hooks."""
+    prom = tmp_path / "node" / "formafriend.prom"
+    (tmp_path / ".env").write_text(f"SCHEDULER_PROMETHEUS_TEXTFILE={prom}\n")
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/production")
+    monkeypatch.setenv("SCHEDULER_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    result = cli.invoke(app, ["demo", "--outbox", str(tmp_path / "outbox"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["database"] == "in-process"
+    assert not prom.exists()
+
+
 @pytest.mark.real_server_only
 def test_the_demo_runs_on_a_real_server_too(
-    cli: CliRunner, mongodb_uri: str, tmp_path: Path
+    cli: CliRunner, mongodb_uri: str, demo_database: Store, tmp_path: Path
 ) -> None:
     result = cli.invoke(
         app, ["demo", "--mongodb-uri", mongodb_uri, "--outbox", str(tmp_path), "--json"]
     )
     assert result.exit_code == 0, result.stderr
-    store = connect(load_settings(mongodb_uri=mongodb_uri))
-    assert store.db["invitations"].count_documents({"status": "sent"}) > 0
+    assert demo_database.db["invitations"].count_documents({"status": "sent"}) > 0
+
+
+def test_the_demo_never_prints_the_password_of_its_server(cli: CliRunner, tmp_path: Path) -> None:
+    uri = "mongomock://demo:pa55word@trial/"  # in-process, but named like a server
+    result = cli.invoke(app, ["demo", "--mongodb-uri", uri, "--outbox", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "pa55word" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["database"] == f"mongomock://demo:***@trial/{DEMO_DATABASE}"
 
 
 def test_seed_is_reproducible(mongodb_uri: str) -> None:

@@ -82,3 +82,13 @@ def test_a_write_that_fails_before_the_rename_leaves_the_last_file_whole(
 
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["formafriend.prom"]  # no temp file left
+
+
+def test_node_exporter_can_read_the_file_whatever_the_services_umask(tmp_path: Path) -> None:
+    path = tmp_path / "formafriend.prom"
+    previous = os.umask(0o027)  # the systemd unit's UMask
+    try:
+        write_textfile(path, Snapshot(jobs={}, health_code=0))
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
