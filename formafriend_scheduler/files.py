@@ -18,6 +18,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename, or a crash may leave it empty
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:

@@ -151,9 +151,11 @@ def test_the_journal_gets_the_info_lines() -> None:
     assert "--log-level info" in service_unit()["Service"]["ExecStart"]
 
 
-def test_the_env_example_is_read_the_same_by_systemd_and_python(
+def test_the_env_example_keeps_to_what_systemd_and_dotenv_read_alike(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Every line in the plain subset (checked by pattern: systemd itself is
+    not run here), and python-dotenv reads the values as written."""
     path = SYSTEMD / "env.example"
     for line in path.read_text().splitlines():
         if line and not line.startswith("#"):

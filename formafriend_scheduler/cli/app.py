@@ -60,7 +60,9 @@ def main_options(
         typer.Option(
             help="Read KEY=VALUE settings from this file instead of ./.env "
             "(the environment still wins).",
-            readable=False,  # checked when the settings load: a config error, exit 2
+            # Checked when the settings load: a configuration error (exit 2;
+            # health-check's UNKNOWN, exit 3), named with the file.
+            readable=False,
         ),
     ] = None,
     debug: Annotated[

@@ -6,13 +6,13 @@ import logging
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.panel import Panel
 
-from formafriend_scheduler.config import isolated_settings, mask_url
+from formafriend_scheduler.config import Settings, isolated_settings, mask_url
 from formafriend_scheduler.demo import DemoStep, run_demo
 from formafriend_scheduler.store import connect
 
@@ -56,37 +56,21 @@ def demo(
     Example: formafriend-scheduler demo
     """
     state = state_of(ctx)
-    if state.log_level is None and not state.verbose and not state.debug:
-        # The panels tell the story; the events' info lines would bury them.
-        logging.getLogger("formafriend_scheduler").setLevel(logging.WARNING)
     folder = outbox or Path(tempfile.mkdtemp(prefix="formafriend-demo-outbox-"))
-    # Defaults only: the operator's environment and .env (a real database,
-    # Prometheus textfile, webhooks) must not leak into a demo.
-    settings = isolated_settings(
-        mongodb_uri=demo_uri(mongodb_uri),
-        email_transport="file",
-        email_outbox_dir=folder,
-        state_dir=Path(tempfile.mkdtemp(prefix="formafriend-demo-state-")),
-    )
-    store = connect(settings)
-    show = not as_json
-
-    def on_step(step: DemoStep) -> None:
-        if show:
-            output.stdout.print(
-                Panel(
-                    step.summary,
-                    title=f"{step.title}  [dim]{output.when(step.at)}[/dim]",
-                    title_align="left",
-                )
-            )
-
-    try:
-        steps = run_demo(settings, store, folder, on_step, force=force)
-        summary = status_data(store, steps[-1].at, settings.timezone)
-        history = store.jobs.find(limit=50)
-    finally:
-        store.close()
+    with tempfile.TemporaryDirectory(prefix="formafriend-demo-state-") as state_dir:
+        # Defaults only: the operator's environment and .env (a real database,
+        # Prometheus textfile, webhooks) must not leak into a demo.
+        settings = isolated_settings(
+            mongodb_uri=demo_uri(mongodb_uri),
+            email_transport="file",
+            email_outbox_dir=folder,
+            state_dir=Path(state_dir),
+        )
+        state.use_settings(settings)  # its secrets (a password in --mongodb-uri) are masked
+        if state.log_level is None and not state.verbose and not state.debug:
+            # The panels tell the story; the events' info lines would bury them.
+            logging.getLogger("formafriend_scheduler").setLevel(logging.WARNING)
+        steps, summary, history = _run(settings, folder, force, show=not as_json)
     if as_json:
         output.print_json(
             {
@@ -118,3 +102,26 @@ def demo(
     output.stdout.print(
         f"The e-mails are in [bold]{folder}[/bold] (open any .eml in a mail client)."
     )
+
+
+def _run(
+    settings: Settings, folder: Path, force: bool, *, show: bool
+) -> tuple[list[DemoStep], dict[str, Any], list[dict[str, Any]]]:
+    """The demo's steps (shown as panels as they happen), then the status and history."""
+
+    def on_step(step: DemoStep) -> None:
+        if show:
+            output.stdout.print(
+                Panel(
+                    step.summary,
+                    title=f"{step.title}  [dim]{output.when(step.at)}[/dim]",
+                    title_align="left",
+                )
+            )
+
+    store = connect(settings)
+    try:
+        steps = run_demo(settings, store, folder, on_step, force=force)
+        return steps, status_data(store, steps[-1].at, settings.timezone), store.jobs.find(limit=50)
+    finally:
+        store.close()

@@ -38,8 +38,18 @@ def health_check(
     except Exception as error:  # a monitor must see UNKNOWN, never a usage or crash code
         if state.debug:
             output.stderr.print(state.redactor(traceback.format_exc()), markup=False)
-        message = state.redactor(str(error))
-        output.print_line(f"UNKNOWN: {message}")
+        message = " ".join(state.redactor(str(error)).split())
+        if as_json:
+            output.print_json(
+                {"status": "unknown", "code": int(HealthCode.UNKNOWN), "error": message}
+            )
+        else:
+            output.print_line(f"UNKNOWN: {message}")
+        if not output.on_terminal():
+            # Under cron the status line goes to /dev/null, and with the
+            # configuration unknown no alert sink can report it: stderr is
+            # what reaches the operator (cron mail, the journal).
+            output.stderr.print(f"error: UNKNOWN: {message}", markup=False)
         raise typer.Exit(HealthCode.UNKNOWN) from None
     if as_json:
         output.print_json(report.as_dict())

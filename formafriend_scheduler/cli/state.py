@@ -53,10 +53,15 @@ class AppState:
     def settings(self) -> Settings:
         """Loaded on first use, so --help and --version never need a valid setup."""
         if self._settings is None:
-            self._settings = load_settings(self.env_file)
-            self._redactor = Redactor(self._settings.secret_values())
-            self.configure_logging()  # now the known secrets are masked too
+            return self.use_settings(load_settings(self.env_file))
         return self._settings
+
+    def use_settings(self, settings: Settings) -> Settings:
+        """Run with these settings (the demo brings its own)."""
+        self._settings = settings
+        self._redactor = Redactor(settings.secret_values())
+        self.configure_logging()  # now the known secrets are masked too
+        return settings
 
     @property
     def redactor(self) -> Redactor:

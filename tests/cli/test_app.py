@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -429,13 +430,35 @@ def test_a_dead_webhook_and_ping_never_fail_a_run(
 
 
 def test_health_check_always_prints_one_status_line_even_when_ok_under_cron(
-    cli: CliRunner, env_database: str
+    cli: CliRunner, env_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The monitoring-plugin contract: exit code plus one status line on stdout.
     (The CliRunner's stdout is not a terminal, as under cron.)"""
+    monkeypatch.setenv("SCHEDULER_MEMORY_ALERT_THRESHOLD", "1")  # whatever this host's load
     cli.invoke(app, ["init-db"])
     result = cli.invoke(app, ["health-check"])
-    lines = result.stdout.splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(("OK: healthy", "WARNING: degraded"))
-    assert result.exit_code in (0, 1)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "OK: healthy\n", "")
+
+
+def test_health_check_that_cannot_start_says_unknown_on_stdout_and_stderr(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under cron the status line goes to /dev/null: the reason must reach
+    stderr (cron mail), as JSON too for scripts."""
+    env_file = tmp_path / "env"
+    env_file.write_text("MONGODB_URI=mongodb://127.0.0.1:9/faf\n")
+    readable = os.access
+    monkeypatch.setattr(
+        "formafriend_scheduler.config.os.access",
+        lambda path, mode: False if Path(path) == env_file else readable(path, mode),
+    )  # as if chmod 000 (tests run as root in CI, which reads anything)
+    plain = cli.invoke(app, ["--env-file", str(env_file), "health-check"])
+    as_json = cli.invoke(app, ["--env-file", str(env_file), "health-check", "--json"])
+    job = cli.invoke(app, ["--env-file", str(env_file), "cleanup"])
+
+    assert plain.exit_code == as_json.exit_code == 3
+    assert plain.stdout.startswith("UNKNOWN: invalid configuration")
+    assert "not readable by this user" in plain.stdout and "not readable" in plain.stderr
+    report = json.loads(as_json.stdout)
+    assert report["status"] == "unknown" and "not readable" in report["error"]
+    assert job.exit_code == 2 and "not readable by this user" in job.stderr

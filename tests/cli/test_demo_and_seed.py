@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -69,12 +71,15 @@ def test_the_demo_prints_its_steps_on_a_terminal_style_output(
 
 
 @pytest.fixture
-def demo_database(mongodb_uri: str) -> Iterator[Store]:
-    """The demo's own database on the test server, empty before and after."""
+def demo_database(mongodb_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """The demo's database on the test server, under a name of this test's
+    own (never a real formafriend_demo there), empty before and after."""
+    name = f"faf_test_demo_{secrets.token_hex(4)}"
+    monkeypatch.setattr("formafriend_scheduler.cli.demo.DEMO_DATABASE", name)
     store = connect(load_settings(mongodb_uri=demo_uri(mongodb_uri)))
-    store.db.client.drop_database(DEMO_DATABASE)
+    assert store.database_name == name
     yield store
-    store.db.client.drop_database(DEMO_DATABASE)
+    store.db.client.drop_database(name)
 
 
 def test_the_demo_refuses_a_real_database_that_holds_users(
@@ -96,15 +101,23 @@ def test_the_demo_only_ever_uses_its_own_database() -> None:
 def test_the_demo_ignores_the_operators_environment(
     cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A demo on a production host must not touch its database, textfile or hooks."""
-    prom = tmp_path / "node" / "formafriend.prom"
-    (tmp_path / ".env").write_text(f"SCHEDULER_PROMETHEUS_TEXTFILE={prom}\n")
+    """A demo on a production host must not touch its database, textfile, hooks
+    or local state; it cleans up its own temporary state."""
+    from_dotenv, from_environment = tmp_path / "a.prom", tmp_path / "b.prom"
+    (tmp_path / ".env").write_text(f"SCHEDULER_PROMETHEUS_TEXTFILE={from_dotenv}\n")
+    monkeypatch.setenv("SCHEDULER_PROMETHEUS_TEXTFILE", str(from_environment))
+    monkeypatch.setenv("SCHEDULER_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/production")
-    monkeypatch.setenv("SCHEDULER_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+
     result = cli.invoke(app, ["demo", "--outbox", str(tmp_path / "outbox"), "--json"])
+
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["database"] == "in-process"
-    assert not prom.exists()
+    assert not from_dotenv.exists() and not from_environment.exists()
+    assert not (tmp_path / "state").exists()
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 @pytest.mark.real_server_only
