@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -23,9 +24,55 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from formafriend_scheduler.memory import process_tree_memory  # noqa: E402
+from tests.realserver import ferretdb_server  # noqa: E402
 from tests.smtpserver import free_port  # noqa: E402
 
 MB = 1024 * 1024
+SERVERS = ("ferretdb", "java")
+
+
+@contextmanager
+def mongo_java_server() -> Iterator[str]:
+    """mongo-java-server (in-memory) from benchmarks/mongo-java-server; its URI."""
+    process = subprocess.Popen(
+        [str(REPO / "benchmarks" / "mongo-java-server" / "run")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        uri = process.stdout.readline().strip()
+        if not uri.startswith("mongodb://"):
+            sys.exit("mongo-java-server did not start (needs Java 17+ and Maven)")
+        yield uri
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """--server and --mongodb-uri, read by benchmark_server()."""
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="ferretdb",
+        help="the server to start: the embedded FerretDB, or mongo-java-server (in-memory)",
+    )
+    parser.add_argument("--mongodb-uri", help="a running server to use instead")
+
+
+@contextmanager
+def benchmark_server(kind: str, given_uri: str | None) -> Iterator[tuple[str, str]]:
+    """(server URI, what it is): the URI given, else the embedded FerretDB or
+    mongo-java-server, started here and stopped afterwards."""
+    if given_uri:
+        yield given_uri, "given URI"
+    elif kind == "java":
+        with mongo_java_server() as uri:
+            yield uri, "mongo-java-server 1.47.0 (in-memory)"
+    else:
+        with ferretdb_server() as uri:
+            yield uri, "embedded FerretDB (SQLite)"
 
 
 @contextmanager

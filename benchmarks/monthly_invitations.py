@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/monthly_invitations.py --users 5000 --contacts 20
 
 What it does, each part in its own process:
-- a MongoDB-wire server: the embedded FerretDB of tests/ferretdb (default) or
+- a MongoDB-wire server: the embedded FerretDB of tests/ferretdb (default),
+  mongo-java-server with --server java (benchmarks/mongo-java-server), or
   --mongodb-uri (for example a real MongoDB);
 - Postfix's smtp-sink (C, `apt-get install postfix`), dumping each message to a
   file so every recipient can be counted;
@@ -44,7 +45,14 @@ import pymongo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import MB, count_recipients, run_scheduler, smtp_sink  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    MB,
+    add_server_options,
+    benchmark_server,
+    count_recipients,
+    run_scheduler,
+    smtp_sink,
+)
 from formafriend_scheduler.config import load_settings  # noqa: E402
 from formafriend_scheduler.eligibility import Month  # noqa: E402
 from formafriend_scheduler.mail.compose import Letter  # noqa: E402
@@ -52,7 +60,6 @@ from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
 from formafriend_scheduler.seed import SeedPlan, seed  # noqa: E402
 from formafriend_scheduler.store import connect  # noqa: E402
 from formafriend_scheduler.store.invitations import new_invitation  # noqa: E402
-from tests.realserver import ferretdb_server  # noqa: E402
 
 
 def _send_prebuilt(port: int, messages: list[bytes], recipients: list[str]) -> None:
@@ -133,11 +140,11 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--contacts", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--mongodb-uri", help="a server to use instead of the embedded FerretDB")
+    add_server_options(parser)
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        server = args.mongodb_uri or stack.enter_context(ferretdb_server())
+        server, server_name = stack.enter_context(benchmark_server(args.server, args.mongodb_uri))
         database = f"faf_bench_{os.getpid()}"
         uri = server.rstrip("/").split("?")[0] + "/" + database
         dump_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="faf-sink-")))
@@ -193,7 +200,7 @@ def main() -> int:
     stats = run["report"]["stats"]
     print()
     print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total // MB} MB; "
-          f"server: {'embedded FerretDB (SQLite)' if not args.mongodb_uri else 'given URI'}; "
+          f"server: {server_name}; "
           f"workers: {args.workers}")  # fmt: skip
     print(f"data: {args.users} users x {args.contacts} contacts, {count} eligible")
     print(f"run:   {run['wall']:8.1f} s  {count / run['wall']:8.0f} invitations/s  "

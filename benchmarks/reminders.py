@@ -30,11 +30,17 @@ import pymongo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import MB, count_recipients, run_scheduler, smtp_sink
+from benchmarks.common import (
+    MB,
+    add_server_options,
+    benchmark_server,
+    count_recipients,
+    run_scheduler,
+    smtp_sink,
+)
 from formafriend_scheduler.config import load_settings
 from formafriend_scheduler.store import connect
 from formafriend_scheduler.store.invitations import new_invitation
-from tests.realserver import ferretdb_server
 
 CONTACTS_PER_USER = 20
 
@@ -92,11 +98,11 @@ def main() -> int:
     parser.add_argument("--invitations", type=int, default=100_000)
     parser.add_argument("--due-share", type=float, default=0.6)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--mongodb-uri", help="a server to use instead of the embedded FerretDB")
+    add_server_options(parser)
     args = parser.parse_args()
 
     with ExitStack() as stack:
-        server = args.mongodb_uri or stack.enter_context(ferretdb_server())
+        server, server_name = stack.enter_context(benchmark_server(args.server, args.mongodb_uri))
         database = f"faf_bench_reminders_{os.getpid()}"
         uri = server.rstrip("/").split("?")[0] + "/" + database
         dump_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="faf-sink-")))
@@ -135,7 +141,7 @@ def main() -> int:
     sent = stats["firstRemindersSent"] + stats["secondRemindersSent"]
     print()
     print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total // MB} MB; "
-          f"server: {'embedded FerretDB (SQLite)' if not args.mongodb_uri else 'given URI'}; "
+          f"server: {server_name}; "
           f"workers: {args.workers}")  # fmt: skip
     print(f"backlog: {total} sent invitations, {len(due)} due a reminder")
     print(f"run: {run['wall']:8.1f} s  {sent / run['wall']:8.0f} reminders/s  "
