@@ -9,6 +9,7 @@ import typer
 
 from formafriend_scheduler.errors import HealthCode
 from formafriend_scheduler.jobs.health import run_health_check
+from formafriend_scheduler.redact import one_line
 from formafriend_scheduler.reporting import RunReporter
 
 from . import output
@@ -38,7 +39,7 @@ def health_check(
     except Exception as error:  # a monitor must see UNKNOWN, never a usage or crash code
         if state.debug:
             output.stderr.print(state.redactor(traceback.format_exc()), markup=False)
-        message = " ".join(state.redactor(str(error)).split())
+        message = one_line(state.redactor(str(error)), 1000)
         if as_json:
             output.print_json(
                 {"status": "unknown", "code": int(HealthCode.UNKNOWN), "error": message}
