@@ -96,6 +96,9 @@ class Composer:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            # A run reads its templates once: no stat() of every template
+            # file for every message to see whether it changed meanwhile.
+            auto_reload=False,
         )
         self._env.filters["nl2br"] = _nl2br
 
