@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +29,31 @@ SETTING_NAMES = [
     for name in Settings.model_fields
 ]
 BACKENDS = ["mongomock", "real"]
+# CI runs the suite a second time under a faked system clock (libfaketime, see
+# scripts/test-faked-clock), months away from the real server's clock: FerretDB
+# is a static Go binary, out of LD_PRELOAD's reach, so it keeps the real time.
+# The scheduler refuses to start when the local and server clocks differ by more
+# than SCHEDULER_MAX_CLOCK_SKEW_SECONDS, so every test allows any skew (nothing
+# else the scheduler does reads the server's clock: lease and record times all
+# come from the local one). The skew check itself is tested with its own limit,
+# against the server's own clock.
+ANY_CLOCK_SKEW_SECONDS = str(100 * 366 * 24 * 3600)
+
+
+def pytest_report_header() -> str:
+    faked = os.environ.get("FAF_FAKED_NOW")
+    return f"faked clock: started at {datetime.fromtimestamp(float(faked), UTC)}" if faked else ""
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The faked-clock pass must really run on the faked clock, or it proves nothing."""
+    faked = os.environ.get("FAF_FAKED_NOW")
+    if faked and abs(time.time() - float(faked)) > 600:
+        pytest.exit(
+            f"FAF_FAKED_NOW={faked} but this process's clock reads {time.time():.0f}: "
+            "libfaketime is not in effect (run through scripts/test-faked-clock)",
+            returncode=1,
+        )
 
 
 def in_ci() -> bool:
@@ -51,6 +77,7 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     test leaves the package logging to a stream that is gone."""
     for name in [*SETTING_NAMES, "STATE_DIRECTORY"]:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SCHEDULER_MAX_CLOCK_SKEW_SECONDS", ANY_CLOCK_SKEW_SECONDS)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # local alert state
     monkeypatch.chdir(tmp_path)
     yield
@@ -109,7 +136,10 @@ def store(settings: Settings) -> Iterator[Store]:
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    """Starts at the real current time, so the real server's clock agrees."""
+    """Starts at this process's current time (the real one, or CI's faked one),
+    so it agrees with the other processes a test starts; no test decides on the
+    date it gives (scripts/test-faked-clock runs them all at month ends and DST
+    changes)."""
     return FrozenClock(datetime.now(UTC).replace(microsecond=0))
 
 

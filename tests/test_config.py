@@ -10,7 +10,8 @@ from formafriend_scheduler.config import load_settings, mask_url
 from formafriend_scheduler.errors import ConfigError
 
 
-def test_defaults_match_the_original_service() -> None:
+def test_defaults_match_the_original_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCHEDULER_MAX_CLOCK_SKEW_SECONDS")  # set for every test (conftest)
     settings = load_settings()
     view = settings.public_view()
     assert view["SCHEDULER_MONTHLY_JOB_DAY"] == 5

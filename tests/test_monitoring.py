@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from formafriend_scheduler.cli.app import app
 from tests import factories
 from tests.httpserver import HttpServer
+from tests.jobs.monthly_helpers import DUE_WHENEVER
 from tests.smtpserver import SmtpServer
 
 
@@ -40,8 +41,7 @@ def test_a_failing_run_is_seen_everywhere_and_its_alert_resolves_after_recovery(
     for name, value in {
         "MONGODB_URI": mongodb_uri,
         "SMTP_URL": smtp_server.url,
-        "SCHEDULER_MONTHLY_JOB_DAY": "1",  # every user's moment this month has passed
-        "SCHEDULER_MONTHLY_JOB_HOUR": "0",
+        **DUE_WHENEVER,
         "SCHEDULER_WEBHOOK_URL": http_server.url + "/hook",
         "SCHEDULER_WEBHOOK_SECRET": "hook-secret",
         "SCHEDULER_WEBHOOK_ATTEMPTS": "1",

@@ -27,7 +27,12 @@ def test_the_first_screen_has_the_two_set_up_commands() -> None:
     for script in ("./scripts/demo", "./scripts/test"):
         assert script in first_screen
         assert os.access(REPO / script, os.X_OK)
-    assert (REPO / ".ci" / "run").read_text().count("./scripts/test") == 1
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.findall(r"^(?:exec )?(\./scripts/test\S*)$", ci, re.MULTILINE) == [
+        "./scripts/test",
+        "./scripts/test-faked-clock",
+    ]
+    assert os.access(REPO / "scripts/test-faked-clock", os.X_OK)
 
 
 def test_every_setting_has_a_row_in_the_configuration_table() -> None:

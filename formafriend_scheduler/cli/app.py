@@ -78,8 +78,16 @@ def main_options(
     if log_level is not None and log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
     fmt: LogFormat = "text" if log_format == "text" else "json" if log_format == "json" else "auto"
+    # A caller may hand in its own state through Click's `obj` (the tests, to
+    # run a command on an injected clock); the options given here still apply.
+    given = ctx.obj if isinstance(ctx.obj, AppState) else AppState()
     state = AppState(
-        log_level=log_level, log_format=fmt, verbose=verbose, debug=debug, env_file=env_file
+        log_level=log_level,
+        log_format=fmt,
+        verbose=verbose,
+        debug=debug,
+        env_file=env_file,
+        clock=given.clock,
     )
     state.configure_logging()
     ctx.obj = state

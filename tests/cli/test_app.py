@@ -16,12 +16,15 @@ from typer.testing import CliRunner
 
 from formafriend_scheduler import __version__
 from formafriend_scheduler.cli.app import app
-from formafriend_scheduler.clock import SystemClock
+from formafriend_scheduler.cli.state import AppState
+from formafriend_scheduler.clock import FrozenClock, SystemClock
 from formafriend_scheduler.config import load_settings
 from formafriend_scheduler.store import connect
 from tests import factories
+from tests.jobs.monthly_helpers import SEND_MOMENT
 
 UNREACHABLE = "mongodb://127.0.0.1:9/faf"
+MINUTE = timedelta(minutes=1)
 
 
 def test_version(cli: CliRunner) -> None:
@@ -368,15 +371,19 @@ def test_monthly_invitations_rejects_a_bad_month_or_user(cli: CliRunner) -> None
 def test_monthly_invitations_end_to_end_from_the_command_line(
     cli: CliRunner, env_database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """A user on the defaults (the 5th at 18:00, Paris) is sent nothing a minute
+    before that moment, everything at it, and nothing again in the next run."""
     monkeypatch.setenv("EMAIL_TRANSPORT", "file")
     monkeypatch.setenv("EMAIL_OUTBOX_DIR", str(tmp_path / "outbox"))
-    monkeypatch.setenv("SCHEDULER_MONTHLY_JOB_DAY", "1")
     factories.one_user_with_contacts(env_database)
+    command = ["monthly-invitations", "--workers", "0", "--json"]
 
-    first = cli.invoke(app, ["monthly-invitations", "--workers", "0", "--json"])
-    second = cli.invoke(app, ["monthly-invitations", "--workers", "0", "--json"])
+    early = cli.invoke(app, command, obj=AppState(clock=FrozenClock(SEND_MOMENT - MINUTE)))
+    first = cli.invoke(app, command, obj=AppState(clock=FrozenClock(SEND_MOMENT)))
+    second = cli.invoke(app, command, obj=AppState(clock=FrozenClock(SEND_MOMENT + MINUTE)))
 
-    assert first.exit_code == second.exit_code == 0, first.stderr
+    assert early.exit_code == first.exit_code == second.exit_code == 0, first.stderr
+    assert json.loads(early.stdout)["stats"]["totalUsers"] == 0
     assert json.loads(first.stdout)["stats"]["sentInvitations"] == 3
     assert json.loads(second.stdout)["stats"]["sentInvitations"] == 0
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3

@@ -14,10 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from formafriend_scheduler.cli.app import app
-from formafriend_scheduler.clock import SystemClock
+from formafriend_scheduler.cli.state import AppState
+from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.config import load_settings
 from formafriend_scheduler.store import connect
 from tests import factories
+from tests.jobs.monthly_helpers import DUE_WHENEVER, SEND_MOMENT
 from tests.smtpserver import SmtpServer
 
 REPO = Path(__file__).parents[2]
@@ -28,14 +30,17 @@ def mailing(env_database: str, smtp_server: SmtpServer, monkeypatch: pytest.Monk
     """A due user with three contacts, and the test SMTP server."""
     monkeypatch.setenv("EMAIL_TRANSPORT", "smtp")
     monkeypatch.setenv("SMTP_URL", smtp_server.url)
-    monkeypatch.setenv("SCHEDULER_MONTHLY_JOB_DAY", "1")
-    monkeypatch.setenv("SCHEDULER_MONTHLY_JOB_HOUR", "0")
     factories.one_user_with_contacts(env_database)
     return env_database
 
 
 def monthly(cli: CliRunner) -> tuple[int, dict[str, object]]:
-    result = cli.invoke(app, ["monthly-invitations", "--workers", "0", "--json"])
+    """A run at the user's send moment (the defaults: the 5th, 18:00 Paris)."""
+    result = cli.invoke(
+        app,
+        ["monthly-invitations", "--workers", "0", "--json"],
+        obj=AppState(clock=FrozenClock(SEND_MOMENT)),
+    )
     return result.exit_code, json.loads(result.stdout) if result.stdout else {}
 
 
@@ -64,7 +69,7 @@ def test_3_when_some_items_failed(cli: CliRunner, mailing: str, smtp_server: Smt
 def test_75_when_another_live_run_holds_the_job(cli: CliRunner, mailing: str) -> None:
     store = connect(load_settings(mongodb_uri=mailing))
     store.locks.try_acquire(
-        "monthly-invitations", "other-run", "host-2", 1, SystemClock().now(), timedelta(minutes=5)
+        "monthly-invitations", "other-run", "host-2", 1, SEND_MOMENT, timedelta(minutes=5)
     )
     code, _ = monthly(cli)
     assert code == 75
@@ -81,8 +86,7 @@ def test_130_and_143_when_interrupted(
         **os.environ,
         "MONGODB_URI": mongodb_uri,
         "SMTP_URL": smtp_server.url,
-        "SCHEDULER_MONTHLY_JOB_DAY": "1",
-        "SCHEDULER_MONTHLY_JOB_HOUR": "0",
+        **DUE_WHENEVER,
         "SCHEDULER_SHUTDOWN_GRACE_SECONDS": "1",
     }
     run = subprocess.Popen(

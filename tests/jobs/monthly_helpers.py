@@ -20,6 +20,11 @@ from tests.conftest import make_settings
 
 JANUARY = Month(2027, 1)
 SEND_MOMENT = datetime(2027, 1, 5, 17, 0, tzinfo=UTC)  # the 5th, 18:00 in Paris
+# A run in a subprocess reads the real clock (or CI's faked one). With the send
+# moment at the first instant of the month (the 1st at 00:00 in the schedule's
+# timezone, which also decides the month), every user is due whenever such a
+# run happens, on any date.
+DUE_WHENEVER = {"SCHEDULER_MONTHLY_JOB_DAY": "1", "SCHEDULER_MONTHLY_JOB_HOUR": "0"}
 
 
 def monthly_settings(mongodb_uri: str, smtp_url: str, **overrides: Any) -> Settings:

@@ -17,7 +17,14 @@ from formafriend_scheduler.eligibility import Month
 from formafriend_scheduler.errors import ExitCode
 from formafriend_scheduler.jobs.delivery import CHUNK_SIZE
 from formafriend_scheduler.store import connect
-from tests.jobs.monthly_helpers import add_contacts, add_user, monthly_settings, run_monthly
+from tests.jobs.monthly_helpers import (
+    DUE_WHENEVER,
+    add_contacts,
+    add_user,
+    at_send_moment,
+    monthly_settings,
+    run_monthly,
+)
 from tests.smtpserver import SmtpServer
 
 REPO = Path(__file__).parents[2]
@@ -40,10 +47,8 @@ def test_after_a_sigkill_mid_run_the_next_run_finishes_without_duplicate_invitat
         "MONGODB_URI": mongodb_uri,
         "SMTP_URL": smtp_server.url,
         "SCHEDULER_LOCK_TTL_SECONDS": "5",
-        "SCHEDULER_MONTHLY_JOB_DAY": "1",
-        "SCHEDULER_MONTHLY_JOB_HOUR": "0",
+        **DUE_WHENEVER,
     }
-    # (the user's send moment, the 1st at 00:00, has passed this month)
     crashed = subprocess.Popen(
         [sys.executable, "-m", "formafriend_scheduler", "monthly-invitations", "--workers", "0",
          "--month", str(month)],
@@ -90,11 +95,8 @@ def test_a_batch_past_the_worker_timeout_is_retried_once_then_reported_failed(
     add_contacts(store, alice, *(f"c{i:02d}@x.org" for i in range(15)))
     # Given the server hangs on c05, the first message of the second batch of five,
     smtp_server.recorder.stall_for = {"c05@x.org"}
-    clock = FrozenClock(SystemClock().now())
 
-    result = run_monthly(
-        settings, store, clock, month=Month.containing(clock.now(), settings.zone), workers=2
-    )
+    result = run_monthly(settings, store, at_send_moment(), workers=2)
     smtp_server.recorder.release.set()
 
     assert result.stats["workerTimeouts"] == 2  # the first attempt and its retry

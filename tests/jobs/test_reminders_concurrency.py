@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +18,17 @@ from tests.jobs.test_reminders import add_invitation, reminders_of
 from tests.smtpserver import SmtpServer
 
 REPO = Path(__file__).parents[2]
+
+
+def quiet_hours_open_now() -> dict[str, str]:
+    """A reminder window around the subprocesses' own clock (real, or CI's faked
+    one) in the senders' timezone, spanning midnight when it must."""
+    local = SystemClock().now().astimezone(ZoneInfo("Europe/Paris"))
+    start, end = local - timedelta(hours=1), local + timedelta(hours=2)
+    return {
+        "SCHEDULER_REMINDER_WINDOW_START": f"{start:%H:%M}",
+        "SCHEDULER_REMINDER_WINDOW_END": f"{end:%H:%M}",
+    }
 
 
 @pytest.mark.real_server_only
@@ -43,8 +55,7 @@ def test_two_concurrent_runs_send_each_reminder_once(
         **os.environ,
         "MONGODB_URI": mongodb_uri,
         "SMTP_URL": smtp_server.url,
-        "SCHEDULER_REMINDER_WINDOW_START": "00:00",  # any hour of the real clock
-        "SCHEDULER_REMINDER_WINDOW_END": "23:59",
+        **quiet_hours_open_now(),
         "SCHEDULER_INVITATION_BATCH_SIZE": "5",
     }
     command = [sys.executable, "-m", "formafriend_scheduler", "reminders", "--workers", "0"]
