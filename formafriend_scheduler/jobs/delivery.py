@@ -80,22 +80,20 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 SAME_REFUSAL_IS_THE_SERVER = 3
 
 
-def suspicious_bounces(
-    bounced: list[tuple[Outgoing, Delivery]],
-    failed: list[tuple[Outgoing, Delivery]],
-    sent: list[tuple[Outgoing, Delivery]],
-) -> tuple[list[tuple[Outgoing, Delivery]], list[tuple[Outgoing, Delivery]]]:
-    """Every recipient of a chunk refused with the same reply: that is the
-    server refusing (relaying denied, a blocklist), not dead mailboxes, so
-    nobody is marked bounced."""
-    replies = {delivery.detail for _, delivery in bounced}
-    if sent or len(bounced) < SAME_REFUSAL_IS_THE_SERVER or len(replies) != 1:
-        return bounced, failed
-    downgraded = [
-        (message, Delivery(Outcome.FAILED, delivery.provider, delivery.detail, server_problem=True))
-        for message, delivery in bounced
-    ]
-    return [], failed + downgraded
+def refused_alike(attempted: list[tuple[Outgoing, Delivery]]) -> bool:
+    """Every recipient of a chunk (3 or more) refused with the same reply: the
+    server refuses (relaying denied, a blocklist, a blocked sender), whatever
+    the mailboxes; a refusal of some recipients is about those recipients."""
+    replies = {d.detail for _, d in attempted if d.recipient_refused}
+    return (
+        len(attempted) >= SAME_REFUSAL_IS_THE_SERVER
+        and all(d.recipient_refused for _, d in attempted)
+        and len(replies) == 1
+    )
+
+
+def as_server_failure(delivery: Delivery) -> Delivery:
+    return Delivery(Outcome.FAILED, delivery.provider, delivery.detail, server_problem=True)
 
 
 class Deliverer:
@@ -161,7 +159,9 @@ class Deliverer:
                 delivery.outcome
             ].append((message, delivery))
 
-        bounced, failed = suspicious_bounces(bounced, failed, sent)
+        if refused_alike(sent + bounced + failed):  # nobody is marked bounced for it
+            failed = [(m, as_server_failure(d)) for m, d in bounced + failed]
+            bounced = []
         done = self._clock.now()
         # The outbox first: once a message is known delivered it is never sent
         # again, even if the run stops before the app's data say so (the next

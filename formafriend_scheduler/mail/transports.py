@@ -38,6 +38,9 @@ class Delivery:
     # The server, not this recipient, is the problem (unreachable, login
     # refused, sender refused): never a reason to mark a contact bounced.
     server_problem: bool = False
+    # The server refused this recipient (a 5xx reply to RCPT): about this
+    # recipient only, unless it refuses every recipient alike (jobs.delivery).
+    recipient_refused: bool = False
 
 
 class Transport(Protocol):
@@ -97,9 +100,12 @@ class TransientSmtpError(Exception):
 
 
 # A refused RCPT is a hard bounce only when the reply says the mailbox or the
-# domain does not exist (RFC 3463 5.1.x, 5.2.1 disabled); 5.7.x (policy, relay,
-# authentication), 5.3.x and 5.4.x are the server's doing, as are replies
-# without an enhanced code other than the mailbox ones (550, 551, 553).
+# domain does not exist (RFC 3463 5.1.x, 5.2.1 disabled, or a bare 550, 551,
+# 553). Any other 5xx (5.7.x policy, a blocklist, 5.2.2 full, 5.3.x) fails this
+# recipient without bouncing it. Either way it is about this recipient: one
+# refusal never counts against the server (the circuit breaker), so it cannot
+# stop the others; a server that refuses every recipient alike is recognised
+# per chunk (jobs.delivery).
 _MAILBOX_CODES = (550, 551, 553)
 _ENHANCED = re.compile(rb"^\s*([245])\.(\d{1,3})\.(\d{1,3})")
 
@@ -113,14 +119,10 @@ def classify_recipient_refusal(code: int, text: bytes | str, provider: str) -> D
     if enhanced:
         subject, item = enhanced.group(2), enhanced.group(3)
         mailbox_gone = subject == b"1" or (subject == b"2" and item == b"1")
-        if mailbox_gone:
-            return Delivery(Outcome.BOUNCED, provider, detail)
-        if subject == b"2":  # 5.2.2 full, 5.2.3 too large: the mailbox exists
-            return Delivery(Outcome.FAILED, provider, detail)
-        return Delivery(Outcome.FAILED, provider, detail, server_problem=True)
-    if code in _MAILBOX_CODES:
-        return Delivery(Outcome.BOUNCED, provider, detail)
-    return Delivery(Outcome.FAILED, provider, detail, server_problem=True)
+    else:
+        mailbox_gone = code in _MAILBOX_CODES
+    outcome = Outcome.BOUNCED if mailbox_gone else Outcome.FAILED
+    return Delivery(outcome, provider, detail, recipient_refused=True)
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -171,6 +173,9 @@ class SmtpTransport:
             return Delivery(Outcome.SENT, self.name)
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(email.recipient, (550, b"refused"))
+            if code == 421:  # the server is closing the session: its condition, not ours
+                self._drop()
+                raise TransientSmtpError(_reply(code, text), server_problem=True) from None
             return classify_recipient_refusal(code, text, self.name)
         except smtplib.SMTPDataError as error:
             if 500 <= error.smtp_code < 600:

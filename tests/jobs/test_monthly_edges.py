@@ -65,6 +65,28 @@ def test_the_same_refusal_for_a_whole_chunk_is_the_server_not_the_mailboxes(
     assert store.db["contacts"].count_documents({"emailStatus": "bounced_permanent"}) == 0
 
 
+def test_policy_refusals_of_some_recipients_never_stop_the_others(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    """Given three recipients in a row refused by policy (554 5.7.1), everyone
+    else still gets their invitation; the three stay queued for the next run."""
+    settings, store = setup
+    alice = add_user(store)
+    emails = [f"c{i:02d}@x.org" for i in range(30)]
+    add_contacts(store, alice, *emails)
+    for email in emails[:3]:
+        smtp_server.refuse_always(email, "554 5.7.1 Message refused by policy")
+
+    result = run_monthly(settings, store, at_send_moment())
+
+    assert (result.stats["sentInvitations"], result.stats["failedInvitations"]) == (27, 3)
+    assert result.stats["bouncedInvitations"] == 0
+    assert set(smtp_server.recipients()) == set(emails[3:])
+    assert (result.status, result.exit_code) == ("partial", ExitCode.PARTIAL)  # 10 % failed
+    assert "unavailable" not in result.message
+    assert store.db["invitations"].count_documents({"status": "queued"}) == 3
+
+
 def test_a_backfilled_month_does_not_hide_the_next_one(
     setup: tuple[Any, Store], smtp_server: SmtpServer
 ) -> None:

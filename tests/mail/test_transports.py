@@ -147,22 +147,45 @@ def test_the_file_transport_writes_one_eml_per_message_id(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("reply", "outcome", "server_problem"),
+    ("reply", "outcome"),
     [
-        ("550 5.1.1 User unknown", Outcome.BOUNCED, False),
-        ("550 No such user here", Outcome.BOUNCED, False),
-        ("553 5.1.3 Bad address syntax", Outcome.BOUNCED, False),
-        ("550 5.2.1 Mailbox disabled", Outcome.BOUNCED, False),
-        ("552 5.2.2 Mailbox full", Outcome.FAILED, False),
-        ("554 5.7.1 Relay access denied", Outcome.FAILED, True),
-        ("550 5.7.1 Client host blocked", Outcome.FAILED, True),
-        ("530 5.7.0 Authentication required", Outcome.FAILED, True),
-        ("554 Transaction failed", Outcome.FAILED, True),
+        ("550 5.1.1 User unknown", Outcome.BOUNCED),
+        ("550 No such user here", Outcome.BOUNCED),
+        ("553 5.1.3 Bad address syntax", Outcome.BOUNCED),
+        ("550 5.2.1 Mailbox disabled", Outcome.BOUNCED),
+        ("552 5.2.2 Mailbox full", Outcome.FAILED),
+        ("554 5.7.1 Relay access denied", Outcome.FAILED),
+        ("550 5.7.1 Client host blocked", Outcome.FAILED),
+        ("530 5.7.0 Authentication required", Outcome.FAILED),
+        ("554 Transaction failed", Outcome.FAILED),
     ],
 )
-def test_only_a_missing_mailbox_is_a_hard_bounce(
-    smtp_server: SmtpServer, reply: str, outcome: Outcome, server_problem: bool
+def test_only_a_missing_mailbox_is_a_hard_bounce_and_no_refusal_blames_the_server(
+    smtp_server: SmtpServer, reply: str, outcome: Outcome
 ) -> None:
     smtp_server.refuse_always("r@x.org", reply)
     delivery = transport(smtp_server).deliver(message("r@x.org"))
-    assert (delivery.outcome, delivery.server_problem) == (outcome, server_problem)
+    assert (delivery.outcome, delivery.recipient_refused) == (outcome, True)
+    assert not delivery.server_problem  # one recipient's refusal says nothing of the others
+
+
+def test_policy_refusals_in_a_row_never_open_the_circuit(smtp_server: SmtpServer) -> None:
+    """Given a server that refuses five recipients in a row by policy (5.7.1),
+    the circuit stays closed and the next recipient's message goes out."""
+    blocked = [f"b{i}@x.org" for i in range(5)]
+    for address in blocked:
+        smtp_server.refuse_always(address, "554 5.7.1 Message refused by policy")
+    breaker = CircuitBreaker(transport(smtp_server), threshold=3)
+
+    refused = [breaker.deliver(message(address)) for address in blocked]
+    after = breaker.deliver(message("bob@x.org"))
+
+    assert [d.outcome for d in refused] == [Outcome.FAILED] * 5
+    assert after.outcome is Outcome.SENT
+    assert smtp_server.recipients() == {"bob@x.org": 1}
+
+
+def test_a_421_to_a_recipient_is_the_server_closing_the_session(smtp_server: SmtpServer) -> None:
+    smtp_server.refuse_always("r@x.org", "421 4.3.2 Service shutting down")
+    delivery = transport(smtp_server).deliver(message("r@x.org"))
+    assert (delivery.outcome, delivery.server_problem) == (Outcome.FAILED, True)
