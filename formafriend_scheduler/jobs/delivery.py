@@ -22,6 +22,7 @@ from formafriend_scheduler.mail.compose import Composer, Letter
 from formafriend_scheduler.mail.ratelimit import RateLimiter
 from formafriend_scheduler.mail.transports import Delivery, Outcome, Transport
 from formafriend_scheduler.store import Store
+from formafriend_scheduler.store.base import Document, WriteReport
 from formafriend_scheduler.store.outbox import outbox_key
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,16 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to deliver, and what to update once it went out."""
+    """One message to deliver, and the documents (as read) to update once it went out."""
 
-    invitation_id: Any
-    contact_id: Any | None
+    invitation: Document
+    contact: Document | None
     recipient: str
     letter: Letter
+
+    @property
+    def invitation_id(self) -> Any:
+        return self.invitation["_id"]
 
     @property
     def key(self) -> str:
@@ -45,13 +50,16 @@ class Outgoing:
 
 
 class Effects(Protocol):
-    """What a delivered or bounced message changes in the app's data."""
+    """What a delivered or bounced message changes in the app's data; each
+    reports the documents it repaired or could not write."""
 
-    def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> None: ...
+    def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> WriteReport: ...
 
-    def bounced(self, bounced: list[tuple[Outgoing, Delivery]], now: datetime) -> None: ...
+    def bounced(self, bounced: list[tuple[Outgoing, Delivery]], now: datetime) -> WriteReport: ...
 
-    def already_settled(self, settled: list[tuple[Outgoing, str]], now: datetime) -> None: ...
+    def already_settled(
+        self, settled: list[tuple[Outgoing, str]], now: datetime
+    ) -> WriteReport: ...
 
 
 @dataclass
@@ -61,6 +69,8 @@ class DeliveryCounts:
     failed: int = 0
     skipped: int = 0  # delivered by an earlier attempt: not sent again
     not_attempted: int = 0  # left pending because the mail server is down
+    repaired: int = 0  # malformed documents whose broken part was replaced
+    failed_writes: int = 0  # documents (malformed) that could not record an outcome
     sent_by_kind: Counter[str] = field(default_factory=Counter)
     server_down: bool = False
     errors: list[str] = field(default_factory=list)
@@ -147,7 +157,7 @@ class Deliverer:
         ]
         if settled:
             counts.skipped += len(settled)
-            effects.already_settled(settled, now)
+            self._note(effects.already_settled(settled, now), counts)
         counts.skipped += sum(1 for m in chunk if m.key in claim.busy)
 
         sent: list[tuple[Outgoing, Delivery]] = []
@@ -168,12 +178,12 @@ class Deliverer:
         # run finishes those writes from the outbox: Effects.already_settled).
         if sent:
             self._store.outbox.settle([m.key for m, _ in sent], "sent", done, self._claimant)
-            effects.delivered(sent, done)
+            self._note(effects.delivered(sent, done), counts)
         outcomes = [(m.key, "bounced", d.detail) for m, d in bounced]
         outcomes += [(m.key, "failed", d.detail) for m, d in failed]
         self._store.outbox.settle_each(outcomes, done, self._claimant)
         if bounced:
-            effects.bounced(bounced, done)
+            self._note(effects.bounced(bounced, done), counts)
 
         counts.sent += len(sent)
         counts.sent_by_kind.update(m.letter.kind for m, _ in sent)
@@ -184,6 +194,24 @@ class Deliverer:
             counts.server_down = True
         for message, delivery in failed[:5]:
             counts.errors.append(f"{message.recipient}: {delivery.detail}")
+
+    @staticmethod
+    def _note(report: WriteReport, counts: DeliveryCounts) -> None:
+        """A malformed document is isolated: the others were written; it is
+        counted and logged by its id, repaired where its broken part could be
+        replaced (tracking or reminders that are not a document or an array)."""
+        for doc_id in report.repaired:
+            log.warning("document %s was malformed (a field of the wrong type): repaired", doc_id)
+        for doc_id, reason in report.failed.items():
+            log.warning(
+                "document %s could not be updated (%s); the outbox keeps its message's "
+                "outcome, so it is not sent again",
+                doc_id,
+                reason,
+            )
+            counts.errors.append(f"document {doc_id}: {reason}")
+        counts.repaired += len(report.repaired)
+        counts.failed_writes += len(report.failed)
 
     def _send(self, message: Outgoing) -> Delivery:
         try:

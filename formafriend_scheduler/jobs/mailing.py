@@ -22,6 +22,7 @@ from formafriend_scheduler.mail.setup import composer_for, transport_for
 from formafriend_scheduler.mail.transports import Delivery, Transport
 from formafriend_scheduler.pool import HandlerFactory, InlinePool, ProcessPool, Task, TaskResult
 from formafriend_scheduler.store import Store, connect
+from formafriend_scheduler.store.base import WriteReport
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,16 @@ class BounceEffects:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def bounced(self, bounced: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
-        self._store.invitations.mark_bounced(
-            [(m.invitation_id, d.detail) for m, d in bounced], now, self.bounce_from
+    def bounced(self, bounced: list[tuple[Outgoing, Delivery]], now: datetime) -> WriteReport:
+        report = self._store.invitations.mark_bounced(
+            [(m.invitation, d.detail) for m, d in bounced], now, self.bounce_from
         )
-        self._store.contacts.record_hard_bounces(
-            [(m.contact_id, d.detail) for m, d in bounced if m.contact_id is not None], now
+        report.add(
+            self._store.contacts.record_hard_bounces(
+                [(m.contact["_id"], d.detail) for m, d in bounced if m.contact is not None], now
+            )
         )
+        return report
 
 
 def worker_count(ctx: JobContext, requested: int | None) -> int:

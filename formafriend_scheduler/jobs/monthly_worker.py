@@ -29,6 +29,7 @@ from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worke
 from formafriend_scheduler.mail.transports import Delivery, Transport
 from formafriend_scheduler.pool import Task, TaskResult
 from formafriend_scheduler.store import Store
+from formafriend_scheduler.store.base import WriteReport
 from formafriend_scheduler.store.invitations import new_invitation
 
 log = logging.getLogger(__name__)
@@ -43,20 +44,18 @@ class InvitationEffects(BounceEffects):
 
     bounce_from: ClassVar[list[str | None]] = ["queued", None]
 
-    def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
-        by_provider: dict[str, list[Any]] = defaultdict(list)
-        for message, delivery in sent:
-            by_provider[delivery.provider].append(message.invitation_id)
-        for provider, ids in by_provider.items():
-            self._store.invitations.mark_sent(ids, now, provider)
-        contacts = [m.contact_id for m, _ in sent if m.contact_id is not None]
-        self._store.contacts.record_sent(contacts, now)
+    def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> WriteReport:
+        report = self._store.invitations.mark_sent(
+            [(m.invitation, d.provider) for m, d in sent], now
+        )
+        report.add(self._store.contacts.record_sent([m.contact for m, _ in sent if m.contact], now))
+        return report
 
-    def already_settled(self, settled: list[tuple[Outgoing, str]], now: datetime) -> None:
+    def already_settled(self, settled: list[tuple[Outgoing, str]], now: datetime) -> WriteReport:
         # The outbox says delivered but the invitation is still queued: the run
         # stopped between the two writes. Finish the write; never send again.
-        delivered = [m.invitation_id for m, state in settled if state == "sent"]
-        self._store.invitations.mark_sent(delivered, now, "unknown")
+        delivered = [(m.invitation, "unknown") for m, state in settled if state == "sent"]
+        return self._store.invitations.mark_sent(delivered, now)
 
 
 @dataclass
@@ -117,16 +116,22 @@ class MonthlyWorker:
             failed_owners = self._insert(docs, stats, errors)
             completed = [uid for uid in due if uid not in failed_owners]
             newly = self.store.cycles.complete(completed, month, self.run_id, now)
-            self.store.users.record_cycles(
+            recorded = self.store.users.record_cycles(
                 [
                     (
-                        uid,
+                        due[uid][0],
                         cycle_update(due[uid][0], due[uid][1].moment, due[uid][1].next_moment, now),
                     )
                     for uid in completed
                     if uid in newly
                 ]
             )
+            stats["repairedDocuments"] += len(recorded.repaired)
+            stats["failedWrites"] += len(recorded.failed)
+            for user_id, reason in recorded.failed.items():
+                log.warning(
+                    "user %s: could not record the cycle's statistics (%s)", user_id, reason
+                )
         stats["processedUsers"] += len(due)
         stats["batchesProcessed"] += 1
         return TaskResult(task.task_id, task.kind, dict(stats), errors)
@@ -219,8 +224,7 @@ class MonthlyWorker:
                 stats["malformedInvitations"] += 1
                 log.warning("skipped: %s", error)
                 continue
-            contact_id = contact.get("_id") if contact else None
-            outgoing.append(Outgoing(invitation["_id"], contact_id, letter.recipient_email, letter))
+            outgoing.append(Outgoing(invitation, contact, letter.recipient_email, letter))
         stats["totalInvitations"] += len(outgoing)
         counts = self.deliverer.deliver(outgoing, InvitationEffects(self.store))
         stats["sentInvitations"] += counts.sent
@@ -229,6 +233,8 @@ class MonthlyWorker:
         stats["notAttempted"] += counts.not_attempted
         stats["alreadySent"] += counts.skipped
         stats["smtpDown"] += int(counts.server_down)
+        stats["repairedDocuments"] += counts.repaired
+        stats["failedWrites"] += counts.failed_writes
         stats["batchesProcessed"] += 1
         return TaskResult(task.task_id, task.kind, dict(stats), counts.errors)
 

@@ -28,6 +28,7 @@ from formafriend_scheduler.reminder_rules import (
     within_window,
 )
 from formafriend_scheduler.store import Store
+from formafriend_scheduler.store.base import WriteReport
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,16 @@ class ReminderEffects(BounceEffects):
 
     bounce_from: ClassVar[list[str | None]] = list(REMINDABLE_STATUSES)
 
-    def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> None:
-        self._store.invitations.push_reminders(
-            [(m.invitation_id, REMINDER_OF_KIND[m.letter.kind]) for m, _ in sent], now
+    def delivered(self, sent: list[tuple[Outgoing, Delivery]], now: datetime) -> WriteReport:
+        return self._store.invitations.push_reminders(
+            [(m.invitation, REMINDER_OF_KIND[m.letter.kind]) for m, _ in sent], now
         )
 
-    def already_settled(self, settled: list[tuple[Outgoing, str]], now: datetime) -> None:
+    def already_settled(self, settled: list[tuple[Outgoing, str]], now: datetime) -> WriteReport:
         # Sent by an earlier run that stopped before recording it: record, never resend.
-        self._store.invitations.push_reminders(
+        return self._store.invitations.push_reminders(
             [
-                (m.invitation_id, REMINDER_OF_KIND[m.letter.kind])
+                (m.invitation, REMINDER_OF_KIND[m.letter.kind])
                 for m, state in settled
                 if state == "sent"
             ],
@@ -108,8 +109,7 @@ class ReminderWorker:
             if self.dry_run:
                 stats[f"{decision}RemindersToSend"] += 1
                 continue
-            contact_id = contact.get("_id") if contact else None
-            outgoing.append(Outgoing(invitation["_id"], contact_id, letter.recipient_email, letter))
+            outgoing.append(Outgoing(invitation, contact, letter.recipient_email, letter))
 
         counts = self.deliverer.deliver(outgoing, ReminderEffects(self.store))
         stats["firstRemindersSent"] += counts.sent_by_kind["reminder-first"]
@@ -118,6 +118,8 @@ class ReminderWorker:
         stats["bouncedReminders"] += counts.bounced
         stats["alreadySent"] += counts.skipped
         stats["smtpDown"] += int(counts.server_down)
+        stats["repairedDocuments"] += counts.repaired
+        stats["failedWrites"] += counts.failed_writes
         stats["batchesProcessed"] += 1
         return TaskResult(task.task_id, task.kind, dict(stats), counts.errors)
 

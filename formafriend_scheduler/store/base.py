@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from pymongo import InsertOne, UpdateOne
@@ -11,6 +12,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
+from formafriend_scheduler.clock import to_utc
+from formafriend_scheduler.errors import StoreError
 from formafriend_scheduler.redact import one_line
 from formafriend_scheduler.store.retry import RetryPolicy
 
@@ -23,7 +26,8 @@ DUPLICATE_KEY = 11000
 class BulkOutcome:
     """What a tolerant bulk write did: malformed documents are reported, not fatal."""
 
-    applied: int = 0
+    applied: int = 0  # documents inserted or modified
+    matched: int = 0  # updates whose filter matched a document
     duplicates: list[int] = field(default_factory=list)  # indexes of ops refused as duplicates
     errors: dict[int, str] = field(default_factory=dict)  # index -> why, for other refusals
 
@@ -52,6 +56,54 @@ class Update:
 
 
 WriteOp = Insert | Update
+# Operations per bulk write. PyMongo splits a bulk at the server's advertised
+# maxWriteBatchSize (100,000 on MongoDB), but DocumentDB refuses more than
+# 25,000 while advertising more; 10,000 per round trip costs nothing anywhere.
+MAX_BULK_OPERATIONS = 10_000
+
+
+@dataclass
+class WriteReport:
+    """Per document, what a bulk of updates by `_id` did: one that could not
+    be written is named with the reason, never fatal to the others."""
+
+    applied: int = 0
+    matched: int = 0
+    repaired: list[Any] = field(default_factory=list)  # ids whose malformed part was replaced
+    failed: dict[Any, str] = field(default_factory=dict)  # id -> why it was not written
+
+    def add(self, other: WriteReport) -> None:
+        self.applied += other.applied
+        self.matched += other.matched
+        self.repaired += other.repaired
+        self.failed.update(other.failed)
+
+
+def bson_time(moment: datetime) -> datetime:
+    """`moment` as it reads back from MongoDB: BSON dates keep milliseconds."""
+    return to_utc(moment).replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def counter_value(value: Any) -> int | None:
+    """A counter as the app stores it (an int, or a whole double from
+    JavaScript); None when it is anything else (malformed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if value == int(value) and value >= 0 else None
+
+
+def set_under(doc: Document, parent: str, values: Document) -> tuple[Document, bool]:
+    """The `$set` of `values` under the sub-document `parent` of `doc` (as read).
+
+    When `doc[parent]` is a document or missing: dotted paths, which keep its
+    other fields. When it is anything else (null, a string, an array: a
+    malformed document, on which a dotted `$set` fails with code 28), the
+    sub-document is replaced by `values`: repaired. Returns (fields, repaired).
+    """
+    current = doc.get(parent)
+    if isinstance(current, dict) or parent not in doc:
+        return {f"{parent}.{name}": value for name, value in values.items()}, False
+    return {parent: dict(values)}, True
 
 
 class DatabaseHandle(Protocol):
@@ -79,7 +131,18 @@ class Repository:
         return self._handle.db[self.collection_name]
 
     def tolerant_bulk_write(self, operations: Sequence[WriteOp]) -> BulkOutcome:
-        """An unordered bulk write in which one bad document cannot stop the rest."""
+        """Unordered bulk writes (of at most MAX_BULK_OPERATIONS each) in which
+        one bad document cannot stop the rest."""
+        outcome = BulkOutcome()
+        for start in range(0, len(operations), MAX_BULK_OPERATIONS):
+            part = self._bulk_write(operations[start : start + MAX_BULK_OPERATIONS])
+            outcome.applied += part.applied
+            outcome.matched += part.matched
+            outcome.duplicates += [start + index for index in part.duplicates]
+            outcome.errors.update({start + index: why for index, why in part.errors.items()})
+        return outcome
+
+    def _bulk_write(self, operations: Sequence[WriteOp]) -> BulkOutcome:
         if not operations:
             return BulkOutcome()
         if self._handle.in_process:
@@ -93,9 +156,23 @@ class Repository:
             result = self.collection.bulk_write(requests, ordered=False)
         except BulkWriteError as error:
             duplicates, errors = bulk_errors(error)
-            applied = error.details.get("nModified", 0) + error.details.get("nInserted", 0)
-            return BulkOutcome(applied, duplicates, errors)
-        return BulkOutcome(result.modified_count + result.inserted_count)
+            if -1 in errors:  # a write error without its index: which one failed is unknown
+                return self._again_one_by_one(operations)
+            details = error.details
+            applied = details.get("nModified", 0) + details.get("nInserted", 0)
+            return BulkOutcome(applied, details.get("nMatched", 0), duplicates, errors)
+        except KeyError:
+            # FerretDB v1 answers an update with write errors without `n`,
+            # `nModified` or the errors' indexes, which PyMongo cannot read.
+            return self._again_one_by_one(operations)
+        return BulkOutcome(result.modified_count + result.inserted_count, result.matched_count)
+
+    def _again_one_by_one(self, operations: Sequence[WriteOp]) -> BulkOutcome:
+        """After a bulk whose reply could not be read per operation. Updates are
+        guarded (see update_each), so those the bulk applied no longer match."""
+        if any(isinstance(op, Insert) for op in operations):
+            raise StoreError("a bulk insert failed and the server did not say which document")
+        return self._one_by_one(operations)
 
     def _one_by_one(self, operations: Sequence[WriteOp]) -> BulkOutcome:
         outcome = BulkOutcome()
@@ -105,14 +182,73 @@ class Repository:
                     self.collection.insert_one(op.document)
                     outcome.applied += 1
                 else:
-                    outcome.applied += self.collection.update_one(
-                        op.filter, op.update
-                    ).modified_count
+                    result = self.collection.update_one(op.filter, op.update)
+                    outcome.applied += result.modified_count
+                    outcome.matched += result.matched_count
             except DuplicateKeyError:
                 outcome.duplicates.append(index)
             except WriteError as error:
                 outcome.errors[index] = one_line(str(error), 200)
+            except (ValueError, TypeError) as error:  # how mongomock refuses an update
+                outcome.errors[index] = one_line(f"{type(error).__name__}: {error}", 200)
         return outcome
+
+    def update_each(self, updates: Sequence[tuple[Any, Update, bool]]) -> WriteReport:
+        """Bulk updates, each (document id, update, whether it repairs the
+        document); the report names each document not written and why.
+
+        Every update must be guarded: its filter no longer matches once it has
+        been applied (a status it moves from, a value it replaces), so applying
+        it twice changes nothing, and a bulk whose reply cannot be read per
+        operation can safely be followed by the same updates one by one.
+        """
+        outcome = self.tolerant_bulk_write([update for _, update, _ in updates])
+        report = WriteReport(applied=outcome.applied, matched=outcome.matched)
+        for index, (doc_id, _, repairs) in enumerate(updates):
+            if index in outcome.errors:
+                report.failed[doc_id] = outcome.errors[index]
+            elif repairs:
+                report.repaired.append(doc_id)
+        return report
+
+    def compare_and_set(
+        self,
+        docs: Sequence[Document],
+        plan: Callable[[Document], tuple[Document, Document, bool]],
+        applied: Callable[[Document, Document], bool],
+        projection: Document,
+        attempts: int = 3,
+    ) -> WriteReport:
+        """Updates computed from each document as read, each applied only while
+        the fields it was computed from are unchanged, so a concurrent change
+        (the app recording an answer) is neither lost nor contradicted.
+
+        `plan(doc)` gives (guard, update, repairs), the guard holding the values
+        the update was computed from. When fewer updates matched than were sent
+        (the bulk reports counts, not which), the documents are read again:
+        those where `applied(as read before, as read now)` hold the update;
+        the others are recomputed from what they hold now, up to `attempts`
+        times.
+        """
+        report = WriteReport()
+        pending = list(docs)
+        for _ in range(attempts):
+            updates = []
+            for doc in pending:
+                guard, update, repairs = plan(doc)
+                updates.append((doc["_id"], Update({"_id": doc["_id"], **guard}, update), repairs))
+            part = self.update_each(updates)
+            report.add(part)
+            if part.matched + len(part.failed) >= len(updates):
+                return report
+            before = {doc["_id"]: doc for doc in pending if doc["_id"] not in part.failed}
+            current = self.collection.find({"_id": {"$in": list(before)}}, projection)
+            pending = [doc for doc in current if not applied(before[doc["_id"]], doc)]
+            if not pending:
+                return report
+        for doc in pending:
+            report.failed[doc["_id"]] = f"changed by another writer {attempts} times in a row"
+        return report
 
     def batched_update(self, query: Filter, update: Mapping[str, Any], limit: int) -> int:
         """Update at most `limit` documents matching `query`; returns how many changed.

@@ -10,7 +10,15 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING
 
-from formafriend_scheduler.store.base import BulkOutcome, Document, Insert, Repository, Update
+from formafriend_scheduler.store.base import (
+    BulkOutcome,
+    Document,
+    Insert,
+    Repository,
+    Update,
+    WriteReport,
+    set_under,
+)
 from formafriend_scheduler.store.retry import transient
 
 # Statuses an invitation never leaves by expiry: answered, withdrawn, or done.
@@ -214,22 +222,22 @@ class InvitationRepository(Repository):
         return list(cursor)
 
     @transient
-    def mark_sent(self, ids: list[Any], now: datetime, provider: str) -> int:
-        """queued -> sent; an invitation the app already moved on is left alone."""
-        if not ids:
-            return 0
-        result = self.collection.update_many(
-            {"_id": {"$in": ids}, "status": QUEUED},
-            {
-                "$set": {
-                    "status": "sent",
-                    "tracking.sentAt": now,
-                    "tracking.emailProvider": provider,
-                    "updatedAt": now,
-                }
-            },
-        )
-        return result.modified_count
+    def mark_sent(self, sent: list[tuple[Document, str]], now: datetime) -> WriteReport:
+        """queued -> sent, each (invitation as read, provider); an invitation the
+        app already moved on is left alone. One bulk of updates by `_id` (an
+        `update_many` over `$in` scans on some servers, and one malformed
+        document would fail it whole); a malformed `tracking` is replaced."""
+        updates = []
+        for invitation, provider in sent:
+            tracking, repairs = set_under(
+                invitation, "tracking", {"sentAt": now, "emailProvider": provider}
+            )
+            update = Update(
+                {"_id": invitation["_id"], "status": QUEUED},
+                {"$set": {"status": "sent", **tracking, "updatedAt": now}},
+            )
+            updates.append((invitation["_id"], update, repairs))
+        return self.update_each(updates)
 
     @transient
     def queued_backlog(self, created_before: datetime) -> tuple[int, datetime | None]:
@@ -299,40 +307,36 @@ class InvitationRepository(Repository):
         return list(self.collection.find({"_id": {"$in": ids}}, INVITATION_FIELDS))
 
     @transient
-    def push_reminders(self, reminders: list[tuple[Any, str]], now: datetime) -> BulkOutcome:
-        """Record reminders; each filter requires that none of that type exists
-        yet, so a reminder can never be recorded twice."""
-        return self.tolerant_bulk_write(
-            [
-                Update(
-                    {"_id": invitation_id, "reminders.type": {"$ne": kind}},
-                    {
-                        "$push": {"reminders": {"type": kind, "sentAt": now, "opened": False}},
-                        "$set": {"updatedAt": now},
-                    },
-                )
-                for invitation_id, kind in reminders
-            ]
-        )
+    def push_reminders(self, reminders: list[tuple[Document, str]], now: datetime) -> WriteReport:
+        """Record reminders, each (invitation as read, type); each filter requires
+        that none of that type exists yet, so a reminder can never be recorded
+        twice. `reminders` that is not an array is replaced by the new one."""
+        updates = []
+        for invitation, kind in reminders:
+            entry = {"type": kind, "sentAt": now, "opened": False}
+            repairs = not isinstance(invitation.get("reminders", []), list)
+            change: Document = (
+                {"$set": {"reminders": [entry], "updatedAt": now}}
+                if repairs
+                else {"$push": {"reminders": entry}, "$set": {"updatedAt": now}}
+            )
+            update = Update({"_id": invitation["_id"], "reminders.type": {"$ne": kind}}, change)
+            updates.append((invitation["_id"], update, repairs))
+        return self.update_each(updates)
 
     @transient
     def mark_bounced(
-        self, bounces: list[tuple[Any, str]], now: datetime, from_statuses: list[str | None]
-    ) -> BulkOutcome:
-        """A permanent refusal: `bounced`, but only from the statuses the caller
-        was sending for (a queued invitation; a reminded sent/opened/started one)."""
-        return self.tolerant_bulk_write(
-            [
-                Update(
-                    {"_id": invitation_id, "status": {"$in": from_statuses}},
-                    {
-                        "$set": {
-                            "status": "bounced",
-                            "tracking.bounceReason": reason,
-                            "updatedAt": now,
-                        }
-                    },
-                )
-                for invitation_id, reason in bounces
-            ]
-        )
+        self, bounces: list[tuple[Document, str]], now: datetime, from_statuses: list[str | None]
+    ) -> WriteReport:
+        """A permanent refusal, each (invitation as read, reason): `bounced`, but
+        only from the statuses the caller was sending for (a queued invitation;
+        a reminded sent/opened/started one)."""
+        updates = []
+        for invitation, reason in bounces:
+            tracking, repairs = set_under(invitation, "tracking", {"bounceReason": reason})
+            update = Update(
+                {"_id": invitation["_id"], "status": {"$in": from_statuses}},
+                {"$set": {"status": "bounced", **tracking, "updatedAt": now}},
+            )
+            updates.append((invitation["_id"], update, repairs))
+        return self.update_each(updates)

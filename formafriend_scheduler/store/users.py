@@ -9,12 +9,19 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING
 
-from formafriend_scheduler.store.base import BulkOutcome, Document, Repository, Update
+from formafriend_scheduler.store.base import Document, Repository, WriteReport, counter_value
 from formafriend_scheduler.store.retry import transient
 
 # What the scheduler reads of a user: never the whole document.
 SCHEDULE_FIELDS = {"preferences": 1, "metadata": 1}
-SENDER_FIELDS = {"username": 1, "email": 1, "profile": 1, "preferences": 1, "metadata": 1}
+SENDER_FIELDS = {
+    "username": 1,
+    "email": 1,
+    "profile": 1,
+    "preferences": 1,
+    "metadata": 1,
+    "statistics": 1,
+}
 VALID_SEND_DAYS = list(range(1, 29))
 
 
@@ -67,16 +74,57 @@ class UserRepository(Repository):
         return list(self.collection.find({"_id": {"$in": list(ids)}}, SENDER_FIELDS))
 
     @transient
-    def record_cycles(self, updates: list[tuple[Any, Document]]) -> BulkOutcome:
-        """Apply each (user id, update) for a newly completed cycle."""
-        return self.tolerant_bulk_write(
-            [
-                Update(
-                    {
-                        "_id": uid,
-                    },
-                    update,
-                )
-                for uid, update in updates
-            ]
+    def record_cycles(self, cycles: list[tuple[Document, Document]]) -> WriteReport:
+        """Apply each (user as read, update) for a newly completed cycle. A
+        `$inc` of `statistics.joinedCycles` is written as the new count,
+        guarded by the count it was computed from (see compare_and_set), and
+        malformed `statistics` or `metadata` are replaced."""
+        updates = {user["_id"]: update for user, update in cycles}
+        return self.compare_and_set(
+            [user for user, _ in cycles],
+            lambda user: cycle_plan(user, updates[user["_id"]]),
+            lambda before, current: (
+                not _increments(updates[before["_id"]])
+                or _joined(current) == (_joined(before) or 0) + 1
+            ),
+            CYCLE_FIELDS,
         )
+
+
+CYCLE_FIELDS = {"statistics": 1, "metadata": 1}
+
+
+def _increments(update: Document) -> bool:
+    return "statistics.joinedCycles" in update.get("$inc", {})
+
+
+def _joined(user: Document) -> int | None:
+    statistics = user.get("statistics")
+    return counter_value(statistics.get("joinedCycles")) if isinstance(statistics, dict) else None
+
+
+def cycle_plan(user: Document, update: Document) -> tuple[Document, Document, bool]:
+    """(guard, update, repairs) for a cycle update of `user` as read."""
+    guard: Document = {}
+    change: Document = {"$set": dict(update.get("$set", {}))}
+    repairs = False
+    if _increments(update):
+        statistics = user.get("statistics")
+        raw = statistics.get("joinedCycles") if isinstance(statistics, dict) else None
+        if "statistics" in user and not isinstance(statistics, dict):
+            guard["statistics"] = statistics
+            change["$set"]["statistics"] = {"joinedCycles": 1}
+            repairs = True
+        else:
+            guard["statistics.joinedCycles"] = raw
+            change["$set"]["statistics.joinedCycles"] = (counter_value(raw) or 0) + 1
+            repairs = raw is not None and counter_value(raw) is None
+    for field_path, value in update.get("$max", {}).items():
+        parent, name = field_path.split(".", 1)
+        if isinstance(user.get(parent), dict) or parent not in user:
+            change.setdefault("$max", {})[field_path] = value
+        else:
+            guard[parent] = user[parent]
+            change["$set"][parent] = {name: value}
+            repairs = True
+    return guard, change, repairs

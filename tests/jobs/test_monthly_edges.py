@@ -239,7 +239,7 @@ def test_an_invitation_the_app_moved_on_is_never_moved_back(
     owner = factories.user()["_id"]
     doc = factories.invitation(owner, "a@x.org", "2027-01", expires_at=clock.now(), status="opened")
     store.db["invitations"].insert_one(doc)
-    assert store.invitations.mark_sent([doc["_id"]], clock.now(), "smtp") == 0
-    store.invitations.mark_bounced([(doc["_id"], "550")], clock.now(), ["queued", None])
+    assert store.invitations.mark_sent([(doc, "smtp")], clock.now()).applied == 0
+    store.invitations.mark_bounced([(doc, "550")], clock.now(), ["queued", None])
     found = store.db["invitations"].find_one({"_id": doc["_id"]})
     assert found is not None and found["status"] == "opened"
