@@ -39,6 +39,8 @@ class Recorder:
     stall_after: int | None = None
     # a message to any of these recipients is held until released
     stall_for: set[str] = field(default_factory=set)
+    # seconds to wait before answering the end of DATA (a slow, accepting server)
+    reply_delay: float = 0.0
     stalled: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,6 +69,8 @@ class Recorder:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
             )
+        if self.reply_delay:
+            await asyncio.sleep(self.reply_delay)
         return "250 Message accepted for delivery"
 
 

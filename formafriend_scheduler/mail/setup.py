@@ -6,7 +6,11 @@ import socket
 
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.mail.compose import Composer
-from formafriend_scheduler.mail.transports import Transport, build_transport
+from formafriend_scheduler.mail.transports import (
+    COMMAND_TIMEOUT_SECONDS,
+    Transport,
+    build_transport,
+)
 
 
 def composer_for(settings: Settings) -> Composer:
@@ -18,7 +22,9 @@ def composer_for(settings: Settings) -> Composer:
     )
 
 
-def transport_for(settings: Settings, *, timeout: float = 30.0, attempts: int = 3) -> Transport:
+def transport_for(
+    settings: Settings, *, timeout: float = COMMAND_TIMEOUT_SECONDS, attempts: int = 3
+) -> Transport:
     return build_transport(
         kind=settings.email_transport,
         smtp_url=settings.smtp_url,

@@ -15,13 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from formafriend_scheduler.mail.compose import ComposedEmail
 from formafriend_scheduler.redact import one_line
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 class Outcome(Enum):
@@ -131,6 +134,57 @@ def _reply(code: int, text: bytes | str) -> str:
 
 
 QUIT_TIMEOUT_SECONDS = 2.0
+# RFC 5321 4.5.3.2: 5 minutes for commands, but 10 for the reply to the end of
+# DATA, while the server may be scanning the message it already has. Giving up
+# sooner and sending again delivered one slow server's message three times.
+COMMAND_TIMEOUT_SECONDS = 30.0
+FINAL_REPLY_TIMEOUT_SECONDS = 600.0
+
+
+class FinalReplyTimeout(smtplib.SMTPException):
+    """No reply to the end of DATA in time: the message may have been delivered."""
+
+
+class _PatientData:
+    """smtplib's DATA, waiting `final_reply_timeout` for the reply to the
+    message's end, and the usual (command) timeout for everything else."""
+
+    final_reply_timeout: float = FINAL_REPLY_TIMEOUT_SECONDS
+    sock: socket.socket | None
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        smtp: Any = self
+        smtp.putcmd("data")
+        code, reply = smtp.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        raw = msg.encode("ascii") if isinstance(msg, str) else bytes(msg)  # ours are bytes
+        payload: bytes = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
+        if payload[-2:] != b"\r\n":
+            payload += b"\r\n"
+        smtp.send(payload + b".\r\n")
+        command_timeout = self.sock.gettimeout() if self.sock else None
+        if self.sock:
+            self.sock.settimeout(self.final_reply_timeout)
+        try:
+            final: tuple[int, bytes] = smtp.getreply()
+        except (TimeoutError, smtplib.SMTPServerDisconnected) as error:
+            if isinstance(error, smtplib.SMTPServerDisconnected) and "timed out" not in str(error):
+                raise
+            raise FinalReplyTimeout(
+                f"no reply to the end of DATA within {self.final_reply_timeout:g} s"
+            ) from None
+        if self.sock:
+            self.sock.settimeout(command_timeout)
+        return final
+
+
+class _Smtp(_PatientData, smtplib.SMTP):
+    pass
+
+
+class _SmtpSsl(_PatientData, smtplib.SMTP_SSL):
+    pass
 
 
 class SmtpTransport:
@@ -138,13 +192,15 @@ class SmtpTransport:
         self,
         endpoint: SmtpEndpoint,
         *,
-        timeout: float = 30.0,
+        timeout: float = COMMAND_TIMEOUT_SECONDS,
+        final_reply_timeout: float = FINAL_REPLY_TIMEOUT_SECONDS,
         attempts: int = 3,
         first_wait: float = 0.5,
         local_hostname: str | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._timeout = timeout
+        self._final_reply_timeout = final_reply_timeout
         self._attempts = attempts
         self._first_wait = first_wait
         self._local_hostname = local_hostname
@@ -171,6 +227,12 @@ class SmtpTransport:
             connection = self._connect()
             connection.sendmail(email.envelope_from, [email.recipient], email.data)
             return Delivery(Outcome.SENT, self.name)
+        except FinalReplyTimeout as error:
+            # The server has the whole message and may deliver it: not sent
+            # again in this run (the next run does, at most once more).
+            self._drop()
+            detail = f"{error}; it may have been delivered"
+            return Delivery(Outcome.FAILED, self.name, detail, server_problem=True)
         except smtplib.SMTPRecipientsRefused as error:
             code, text = error.recipients.get(email.recipient, (550, b"refused"))
             if code == 421:  # the server is closing the session: its condition, not ours
@@ -207,9 +269,9 @@ class SmtpTransport:
             return self._connection
         endpoint = self._endpoint
         context = ssl.create_default_context()
-        connection: smtplib.SMTP
+        connection: _Smtp | _SmtpSsl
         if endpoint.security == "tls":
-            connection = smtplib.SMTP_SSL(
+            connection = _SmtpSsl(
                 endpoint.host,
                 endpoint.port,
                 local_hostname=self._local_hostname,
@@ -217,7 +279,7 @@ class SmtpTransport:
                 context=context,
             )
         else:
-            connection = smtplib.SMTP(
+            connection = _Smtp(
                 endpoint.host,
                 endpoint.port,
                 local_hostname=self._local_hostname,
@@ -225,6 +287,7 @@ class SmtpTransport:
             )
             if endpoint.security == "starttls":
                 connection.starttls(context=context)
+        connection.final_reply_timeout = self._final_reply_timeout
         if endpoint.username:
             connection.login(endpoint.username, endpoint.password or "")
         self._connection = connection
@@ -361,7 +424,7 @@ def build_transport(
     fallback_url: str | None,
     outbox_dir: Path | None,
     local_hostname: str | None = None,
-    timeout: float = 30.0,
+    timeout: float = COMMAND_TIMEOUT_SECONDS,
     attempts: int = 3,
 ) -> Transport:
     if kind == "file":

@@ -189,3 +189,26 @@ def test_a_421_to_a_recipient_is_the_server_closing_the_session(smtp_server: Smt
     smtp_server.refuse_always("r@x.org", "421 4.3.2 Service shutting down")
     delivery = transport(smtp_server).deliver(message("r@x.org"))
     assert (delivery.outcome, delivery.server_problem) == (Outcome.FAILED, True)
+
+
+def test_a_slow_final_reply_is_awaited_not_sent_again(smtp_server: SmtpServer) -> None:
+    """RFC 5321 gives the reply to the end of DATA 10 minutes; commands keep
+    their short timeout. Given a server that takes 2 s to accept a message,
+    with a 1 s command timeout it is delivered once."""
+    smtp_server.recorder.reply_delay = 2.0
+    smtp = SmtpTransport(
+        SmtpEndpoint.parse(smtp_server.url), timeout=1, final_reply_timeout=10, first_wait=0.01
+    )
+    assert smtp.deliver(message("bob@x.org")).outcome is Outcome.SENT
+    assert smtp_server.recipients() == {"bob@x.org": 1}
+
+
+def test_no_final_reply_at_all_fails_without_sending_again(smtp_server: SmtpServer) -> None:
+    smtp_server.recorder.reply_delay = 3.0
+    smtp = SmtpTransport(
+        SmtpEndpoint.parse(smtp_server.url), timeout=1, final_reply_timeout=1, first_wait=0.01
+    )
+    delivery = smtp.deliver(message("bob@x.org"))
+    assert (delivery.outcome, delivery.server_problem) == (Outcome.FAILED, True)
+    assert "may have been delivered" in delivery.detail
+    assert smtp_server.recipients() == {"bob@x.org": 1}  # the server has it once: not resent
