@@ -456,6 +456,8 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     Raises ConfigError naming every bad variable; secrets are never echoed.
     """
     if env_file is not None:
+        if env_file.is_dir():
+            raise ConfigError([f"--env-file {env_file}: is a directory, not a KEY=VALUE file"])
         if not env_file.is_file():
             raise ConfigError([f"--env-file {env_file}: no such file"])
         if not os.access(env_file, os.R_OK):
@@ -469,6 +471,10 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except UnicodeDecodeError as exc:
+        name = f"--env-file {env_file}" if env_file is not None else "./.env"
+        where = f"byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}"
+        raise ConfigError([f"{name}: not UTF-8 text ({where})"]) from None
 
 
 def _describe(exc: ValidationError) -> list[str]:

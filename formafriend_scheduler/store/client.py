@@ -10,10 +10,11 @@ import os
 import time
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import mongomock
 from pymongo import MongoClient
+from pymongo.common import URI_OPTIONS_ALIAS_MAP, URI_OPTIONS_VALIDATOR_MAP
 from pymongo.database import Database
 from pymongo.errors import ConfigurationError
 
@@ -38,6 +39,13 @@ from formafriend_scheduler.store.users import UserRepository
 # tests. It has to outlive one command's Store so that a test (or the demo)
 # can seed data and then run commands on it; the "server" is this registry.
 _IN_PROCESS_SERVERS: dict[str, Any] = {}
+
+
+def unknown_uri_options(uri: str) -> list[str]:
+    """The query options of a MongoDB URI that PyMongo does not know."""
+    names = [name for name, _ in parse_qsl(urlsplit(uri).query, keep_blank_values=True)]
+    known = set(URI_OPTIONS_VALIDATOR_MAP) | set(URI_OPTIONS_ALIAS_MAP)
+    return [name for name in names if name.lower() not in known]
 
 
 class ClientProvider:
@@ -70,6 +78,15 @@ class ClientProvider:
             raise ConfigError([f"MONGODB_URI: {Redactor()(str(error))}"]) from None
 
     def _client_for_uri(self) -> Any:
+        # PyMongo ignores an option it does not know, with a UserWarning that
+        # does not name it, printed raw (even under cron). A typo such as
+        # `retryWrite=true` deserves a configuration error that names it.
+        unknown = unknown_uri_options(self._uri)
+        if unknown:
+            known = "see https://www.mongodb.com/docs/manual/reference/connection-string-options/"
+            raise ConfigError(
+                [f"MONGODB_URI: unknown option {name!r} ({known})" for name in unknown]
+            )
         return MongoClient(
             self._uri,
             tz_aware=True,

@@ -192,8 +192,20 @@ class InvitationRepository(Repository):
     @transient
     def insert_new(self, docs: list[Document]) -> BulkOutcome:
         """Insert; a duplicate (user, e-mail, month) is refused by the app's
-        unique index and reported in `duplicates`, never inserted twice."""
-        return self.tolerant_bulk_write([Insert(doc) for doc in docs])
+        unique index and reported in `duplicates`, never inserted twice.
+
+        A document refused as a duplicate of itself (its fresh `_id` already
+        there) was inserted by an earlier attempt of this call, whose reply
+        was lost before the retry: it counts as inserted, not as a duplicate.
+        """
+        outcome = self.tolerant_bulk_write([Insert(doc) for doc in docs])
+        if outcome.duplicates:
+            ids = [docs[index]["_id"] for index in outcome.duplicates]
+            ours = {doc["_id"] for doc in self.collection.find({"_id": {"$in": ids}}, {"_id": 1})}
+            mine = [index for index in outcome.duplicates if docs[index]["_id"] in ours]
+            outcome.duplicates = [index for index in outcome.duplicates if index not in mine]
+            outcome.applied += len(mine)
+        return outcome
 
     @transient
     def existing_recipients(self, from_users: list[Any], month: str) -> set[tuple[Any, str]]:

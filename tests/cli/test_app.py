@@ -108,6 +108,28 @@ def test_settings_can_come_from_a_named_env_file(
     assert missing.exit_code == 2 and "no such file" in missing.stderr
 
 
+def test_an_env_file_that_is_a_directory_or_not_utf8_exits_2_naming_it(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    latin1 = tmp_path / "latin1.env"
+    latin1.write_bytes("EMAIL_FROM_NAME=Form-à-Friend\n".encode("latin-1"))
+    for env_file, reason in ((tmp_path, "is a directory"), (latin1, "not UTF-8 text")):
+        result = cli.invoke(app, ["--env-file", str(env_file), "config", "show"])
+        assert result.exit_code == 2, result.stderr
+        assert f"--env-file {env_file}: {reason}" in result.stderr
+        assert "unexpected" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unknown_mongodb_uri_option_is_a_configuration_error(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONGODB_URI", "mongodb://app:s3cretpw@127.0.0.1:9/faf?retryWrite=true")
+    result = cli.invoke(app, ["cleanup"])
+    assert result.exit_code == 2
+    assert "MONGODB_URI" in result.stderr and "retrywrite" in result.stderr.lower()
+    assert "UserWarning" not in result.stderr and "s3cretpw" not in result.stderr
+
+
 def test_invalid_configuration_exits_2_naming_every_variable(
     cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

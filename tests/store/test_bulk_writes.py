@@ -13,6 +13,8 @@ from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.store import Store, base
 from formafriend_scheduler.store.base import Update
 from formafriend_scheduler.store.contacts import CONTACT_FIELDS, response_rate
+from formafriend_scheduler.store.indexes import INVITATION_KEYS
+from tests import factories
 
 
 def insert(store: Store, collection: str, *docs: dict[str, Any]) -> list[Any]:
@@ -126,3 +128,25 @@ def test_a_malformed_tracking_or_counter_is_replaced(store: Store, clock: Frozen
         for t in (contact_as_read(store, i)["tracking"] for i in ids)
     ]
     assert counts == [(1, 0, 0), (1, 0, 0), (1, 1, 100), (1, 0, 0)]
+
+
+def test_an_insert_retried_after_a_lost_reply_counts_its_own_documents_as_created(
+    store: Store, clock: FrozenClock
+) -> None:
+    """Given the first attempt of a bulk insert wrote 3 of 5 invitations before
+    its reply was lost, the retry finds them there: created, not duplicates.
+    Another run's invitation for the same recipient stays a duplicate."""
+    owner = ObjectId()
+    docs = [
+        factories.invitation(owner, f"c{i}@x.org", "2027-01", expires_at=clock.now())
+        for i in range(5)
+    ]
+    store.indexes.ensure(INVITATION_KEYS)
+    store.db["invitations"].insert_many([dict(doc) for doc in docs[:3]])  # the lost attempt
+    other_run = factories.invitation(owner, "c4@x.org", "2027-01", expires_at=clock.now())
+    store.db["invitations"].insert_one(other_run)
+
+    outcome = store.invitations.insert_new(docs)
+
+    assert outcome.applied == 4  # three by the lost attempt, one now
+    assert [docs[i]["toEmail"] for i in outcome.duplicates] == ["c4@x.org"]
