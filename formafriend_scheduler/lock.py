@@ -89,8 +89,11 @@ class Lease:
         self.expires_at = now + self.ttl
         return True
 
-    def release(self) -> bool:
-        return self._locks.release(self.job_type, self.owner.run_id, self.token, self._clock.now())
+    def release(self, locks: LockRepository | None = None) -> bool:
+        """Free the lease (only if still ours), through `locks` if given."""
+        return (locks or self._locks).release(
+            self.job_type, self.owner.run_id, self.token, self._clock.now()
+        )
 
     def _lose(self, reason: str) -> None:
         if not self.lost:

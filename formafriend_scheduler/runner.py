@@ -390,9 +390,9 @@ class Runner:
         }
 
     @staticmethod
-    def _release_quietly(lease: Lease) -> None:
+    def _release_quietly(lease: Lease, store: Store | None = None) -> None:
         try:
-            if not lease.release() and not lease.lost:
+            if not lease.release(store.locks if store else None) and not lease.lost:
                 log.warning("lease of %s was no longer ours at release", lease.job_type)
         except SchedulerError as error:
             log.error("could not release the %s lease: %s", lease.job_type, error)
@@ -490,15 +490,20 @@ class Runner:
             self._events.emit(ev.completed_event_of(job_type), jobId=run_id, stats=stats)
 
     def _finish(self, lease: Lease, fields: dict[str, Any]) -> bool:
-        """Write the outcome and release the lease; False when superseded."""
+        """Write the outcome and release the lease; False when superseded.
+
+        Both wait out a database restart for up to the lease's TTL (after
+        which the lease has expired anyway and the next run marks the record
+        abandoned), so a run that failed because the database went away still
+        leaves its record closed and its lease free once it is back.
+        """
+        patient = self._store.patient(lease.ttl.total_seconds())
         # A run that lost its lease may find its record already marked abandoned
         # by its successor; it still owns that record and gives the true reason.
         from_statuses = ["running", "abandoned"] if lease.lost else ["running"]
         written = True
         try:
-            written = self._store.jobs.finish(
-                lease.owner.run_id, lease.token, fields, from_statuses
-            )
+            written = patient.jobs.finish(lease.owner.run_id, lease.token, fields, from_statuses)
             if not written:
                 log.warning("job record %s was not updated (superseded)", lease.owner.run_id)
         except SchedulerError as error:
@@ -506,5 +511,5 @@ class Runner:
             log.error("could not record the outcome (%s): %s", fields["status"], error)
         # Always try: the release filters on our token, so it cannot free a
         # successor's lease, and it saves the next run a wait for expiry.
-        self._release_quietly(lease)
+        self._release_quietly(lease, patient)
         return written

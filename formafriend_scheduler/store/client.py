@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -131,6 +132,13 @@ class Store:
     @property
     def in_process(self) -> bool:
         return self._provider.in_process
+
+    def patient(self, seconds: float) -> Store:
+        """This store (same client) retrying transient errors for up to
+        `seconds`: for the writes a run must not give up on early, its outcome
+        and the release of its lease, through a server restart."""
+        policy = replace(self.retry_policy, patience_seconds=seconds)
+        return Store(self._provider, self.database_name, policy)
 
     @property
     def indexes(self) -> IndexManager:

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from pymongo.errors import (
+    ConnectionFailure,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WTimeoutError,
+)
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from formafriend_scheduler.errors import DatabaseUnavailable, StoreError
 from formafriend_scheduler.redact import one_line
@@ -20,9 +33,37 @@ TRANSIENT_ERRORS: tuple[type[PyMongoError], ...] = (
     ExecutionTimeout,
     WTimeoutError,
 )
+# Server error codes a later attempt can get past: a primary stepping down or
+# shutting down, a node restarting or unreachable (MongoDB's retryable-reads
+# and retryable-writes lists: HostUnreachable, HostNotFound, NetworkTimeout,
+# ShutdownInProgress, PrimarySteppedDown, ExceededTimeLimit, SocketException,
+# NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
+# NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary).
+TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+# FerretDB passes PostgreSQL's own words on while PostgreSQL restarts (after a
+# crash of a backend, or a restart): code 1, with one of these messages.
+_RESTARTING = re.compile(
+    r"database system is (in recovery mode|starting up|shutting down|not yet accepting)"
+    r"|not yet accepting connections|terminating connection due to administrator command",
+    re.IGNORECASE,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def is_transient(error: BaseException) -> bool:
+    """An error a later attempt can get past: the network, a timeout, a
+    server stepping down or restarting."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    if isinstance(error, OperationFailure):
+        return (
+            error.code in TRANSIENT_CODES
+            or error.has_error_label("RetryableWriteError")
+            or _RESTARTING.search(str(error)) is not None
+        )
+    return False
 
 
 @dataclass(frozen=True)
@@ -30,12 +71,17 @@ class RetryPolicy:
     attempts: int = 5
     first_wait_seconds: float = 0.5
     max_wait_seconds: float = 8.0
+    # Optional: keep trying until this many seconds have passed, whatever
+    # `attempts` says (the last writes of a run wait out a server restart).
+    patience_seconds: float | None = None
 
     def retrying(self) -> Retrying:
         return Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(self.attempts)
+            if self.patience_seconds is None
+            else stop_after_delay(self.patience_seconds),
             wait=wait_exponential(multiplier=self.first_wait_seconds, max=self.max_wait_seconds),
-            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            retry=retry_if_exception(is_transient),
             reraise=True,
         )
 
@@ -68,12 +114,16 @@ def transient(method: Callable[P, R]) -> Callable[P, R]:
             for attempt in policy.retrying():
                 with attempt:
                     return method(*args, **kwargs)
-        except TRANSIENT_ERRORS as error:
-            raise DatabaseUnavailable(
-                f"MongoDB unreachable after {policy.attempts} attempt(s): "
-                f"{describe_transient(error)}"
-            ) from None
         except PyMongoError as error:
+            if is_transient(error):
+                tries = (
+                    f"{policy.attempts} attempt(s)"
+                    if policy.patience_seconds is None
+                    else f"{policy.patience_seconds:g} s of retries"
+                )
+                raise DatabaseUnavailable(
+                    f"MongoDB unreachable after {tries}: {describe_transient(error)}"
+                ) from None
             raise StoreError(f"{type(error).__name__}: {one_line(str(error), 200)}") from error
         raise AssertionError("unreachable: tenacity either returns or raises")
 

@@ -43,6 +43,38 @@ def test_retries_are_bounded_then_database_unavailable() -> None:
     assert flaky.calls == 3
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        # PostgreSQL restarting behind FerretDB (a crashed backend, a restart)
+        OperationFailure("the database system is in recovery mode", code=1),
+        OperationFailure("the database system is not yet accepting connections", code=1),
+        OperationFailure("the database system is starting up", code=1),
+        # MongoDB: a primary stepping down or shutting down
+        OperationFailure("Not primary while writing", code=10107),
+        OperationFailure("interrupted at shutdown", code=11600),
+        OperationFailure("PrimarySteppedDown", code=189),
+        OperationFailure("write failed", code=2, details={"errorLabels": ["RetryableWriteError"]}),
+    ],
+    ids=lambda e: str(e)[:40],
+)
+def test_a_server_restarting_or_stepping_down_is_retried(error: OperationFailure) -> None:
+    flaky = Flaky(failures=2, error=error)
+    assert flaky.read() == "ok" and flaky.calls == 3
+
+
+def test_a_restart_that_outlasts_the_retries_is_unavailable_not_a_failure() -> None:
+    flaky = Flaky(failures=10, error=OperationFailure("database system is in recovery mode", 1))
+    with pytest.raises(DatabaseUnavailable, match="recovery mode"):
+        flaky.read()
+
+
+def test_patience_keeps_retrying_for_a_duration_whatever_the_attempts() -> None:
+    flaky = Flaky(failures=6, error=AutoReconnect("connection refused"))
+    flaky.retry_policy = RetryPolicy(1, 0.001, 0.001, patience_seconds=5)
+    assert flaky.read() == "ok" and flaky.calls == 7
+
+
 def test_a_permanent_error_is_not_retried_and_becomes_a_store_error() -> None:
     flaky = Flaky(failures=10, error=OperationFailure("bad query", code=2))
     with pytest.raises(StoreError, match="bad query"):
