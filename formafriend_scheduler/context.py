@@ -29,11 +29,13 @@ class StopReason(Enum):
     LEASE_LOST = "lease-lost"
     DURATION_LIMIT = "duration-limit"
     MEMORY_LIMIT = "memory-limit"
+    DATABASE_UNAVAILABLE = "database-unavailable"  # a worker's batch could not reach MongoDB
 
 
 STOP_PRECEDENCE = {
     StopReason.DURATION_LIMIT: 0,
     StopReason.MEMORY_LIMIT: 0,
+    StopReason.DATABASE_UNAVAILABLE: 1,
     StopReason.LEASE_LOST: 1,
     StopReason.SIGNAL: 2,
 }

@@ -9,6 +9,7 @@ has taken over, the old one can no longer write.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,32 @@ def describe_holder(holder: LockHolder) -> str:
     )
 
 
+class LeaseMirror:
+    """The lease as the run's worker processes see it: its expiry and whether
+    it was lost, in shared memory the parent updates at every renewal.
+
+    A worker asks `holds(now)` before each chunk it claims and each message it
+    sends. A run paused past its lease (SIGSTOP of its process group) wakes up
+    with every worker's clock past the expiry, so none of them claims or sends
+    another message, even before the parent's heartbeat learns of a takeover.
+    Created in the parent and handed to spawned workers as a process argument.
+    """
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._expires_at = context.Value("d", 0.0)  # seconds since the epoch
+        self._lost = context.Value("b", 0)
+
+    def update(self, expires_at: datetime) -> None:
+        self._expires_at.value = expires_at.timestamp()
+
+    def lose(self) -> None:
+        self._lost.value = 1
+
+    def holds(self, now: datetime) -> bool:
+        return not self._lost.value and now.timestamp() < self._expires_at.value
+
+
 class Lease:
     def __init__(
         self,
@@ -57,6 +84,8 @@ class Lease:
         self.expires_at = granted_at + ttl
         self._lost = threading.Event()
         self.lost_reason = ""
+        self.mirror = LeaseMirror()
+        self.mirror.update(self.expires_at)
 
     @property
     def lost(self) -> bool:
@@ -87,6 +116,7 @@ class Lease:
             self._lose("the lease was taken over by another run")
             return False
         self.expires_at = now + self.ttl
+        self.mirror.update(self.expires_at)
         return True
 
     def release(self, locks: LockRepository | None = None) -> bool:
@@ -99,6 +129,7 @@ class Lease:
         if not self.lost:
             self.lost_reason = reason
             self._lost.set()
+            self.mirror.lose()
             log.error("%s: %s; stopping", self.job_type, reason)
 
 
@@ -145,10 +176,19 @@ class Heartbeat:
 
 
 def acquire(
-    locks: LockRepository, job_type: str, owner: Owner, clock: Clock, ttl: timedelta
+    locks: LockRepository,
+    job_type: str,
+    owner: Owner,
+    clock: Clock,
+    ttl: timedelta,
+    *,
+    renewals: LockRepository | None = None,
 ) -> tuple[Lease, LockHolder | None]:
     """Take the job's lease or raise JobLocked naming the live holder.
 
+    `renewals`, if given, is what the lease renews and releases through: one
+    attempt each (the heartbeat tries again within a second), so a renewal
+    waiting out a database outage never outlasts the lease it renews.
     Returns the lease and, when an expired lease was taken over, its dead holder.
     """
     now = clock.now()
@@ -156,7 +196,8 @@ def acquire(
     if not grant.granted:
         who = describe_holder(grant.holder) if grant.holder else "another run"
         raise JobLocked(f"{job_type} is locked by {who}")
-    return Lease(locks, job_type, owner, grant.token, clock, ttl, now), grant.previous
+    lease = Lease(renewals or locks, job_type, owner, grant.token, clock, ttl, now)
+    return lease, grant.previous
 
 
 def stuck_runs(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -74,9 +75,40 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else text[:119] + "…"
 
 
+@dataclass(frozen=True)
+class LogSetup:
+    """How a process logs (level, format, secrets to mask), picklable, so that
+    each worker process of a run logs exactly as its parent does."""
+
+    level: str
+    log_format: Literal["text", "json"]
+    secrets: tuple[str, ...] = ()
+
+    def apply(self) -> None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLinesFormatter() if self.log_format == "json" else TextFormatter())
+        handler.addFilter(RedactingFilter(Redactor(self.secrets)))
+        setattr(handler, "log_setup", self)  # noqa: B010 - read back by current_setup()
+        logger = logging.getLogger(ROOT)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(self.level)
+        logger.propagate = False
+
+
+def current_setup() -> LogSetup | None:
+    """The setup this process's package logger was configured with, if any."""
+    for handler in logging.getLogger(ROOT).handlers:
+        setup = getattr(handler, "log_setup", None)
+        if isinstance(setup, LogSetup):
+            return setup
+    return None
+
+
 def configure_logging(
     *, level: str | None, log_format: LogFormat, verbose: bool, redactor: Redactor
-) -> None:
+) -> LogSetup:
     """Send the package's logs to stderr.
 
     Under cron a successful run must print nothing (cron mails any output), so
@@ -88,14 +120,6 @@ def configure_logging(
         log_format = "text" if on_terminal else "json"
     if level is None:
         level = "INFO" if (verbose or on_terminal) else "WARNING"
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLinesFormatter() if log_format == "json" else TextFormatter())
-    handler.addFilter(RedactingFilter(redactor))
-
-    logger = logging.getLogger(ROOT)
-    for old in list(logger.handlers):
-        logger.removeHandler(old)
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    logger.propagate = False
+    setup = LogSetup(level.upper(), log_format, redactor.secrets)
+    setup.apply()
+    return setup

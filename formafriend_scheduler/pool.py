@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
+from formafriend_scheduler.errors import DatabaseUnavailable
+from formafriend_scheduler.logs import LogSetup, current_setup
 from formafriend_scheduler.redact import one_line
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class TaskResult:
     errors: list[str] = field(default_factory=list)
     failure: str | None = None  # the task as a whole did not complete
     items: tuple[Any, ...] = ()
+    database_unavailable: bool = False  # it failed because MongoDB could not be reached
 
 
 class Handler(Protocol):
@@ -70,6 +73,7 @@ def run_safely(handler: Handler, task: Task) -> TaskResult:
             task.kind,
             failure=one_line(f"{type(error).__name__}: {error}", 300),
             items=task.items,
+            database_unavailable=isinstance(error, DatabaseUnavailable),
         )
     result.items = task.items
     return result
@@ -111,11 +115,15 @@ def _die_with(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _worker_main(connection: Connection, factory: HandlerFactory, parent_pid: int) -> None:
+def _worker_main(
+    connection: Connection, factory: HandlerFactory, parent_pid: int, log_setup: LogSetup | None
+) -> None:
     # The parent owns shutdown: it stops dispatching, waits for in-flight
     # batches, and terminates workers after the grace period.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if log_setup is not None:  # the parent's level, format and secrets to mask
+        log_setup.apply()
     _die_with(parent_pid)
     handler = factory()
     try:
@@ -161,6 +169,7 @@ class ProcessPool:
         self._workers: list[_Worker] = []
         self._deaths_without_work = 0
         self._on_incident = on_incident or (lambda kind, detail: None)
+        self._log_setup = current_setup()  # a spawned worker starts with no logging at all
         self.events = PoolEvents()
 
     def __enter__(self) -> ProcessPool:
@@ -173,7 +182,7 @@ class ProcessPool:
         parent_end, child_end = self._context.Pipe()
         process = self._context.Process(
             target=_worker_main,
-            args=(child_end, self._factory, os.getpid()),
+            args=(child_end, self._factory, os.getpid(), self._log_setup),
             name="faf-worker",
             daemon=True,
         )

@@ -15,6 +15,10 @@ class Redactor:
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(self._secrets)
+
     def __call__(self, text: str) -> str:
         text = _URL_PASSWORD.sub(r"\g<head>***@", text)
         for secret in self._secrets:

@@ -137,7 +137,9 @@ class Runner:
     def _take_lease(self, job_type: str, run_id: str) -> Lease:
         owner = Owner(run_id=run_id, host=socket.gethostname(), pid=os.getpid())
         ttl = timedelta(seconds=self._settings.lock_ttl_seconds)
-        lease, previous = acquire(self._store.locks, job_type, owner, self._clock, ttl)
+        lease, previous = acquire(
+            self._store.locks, job_type, owner, self._clock, ttl, renewals=self._store.once().locks
+        )
         if previous is not None:
             reason = (
                 f"its lease expired at {previous.expires_at:%Y-%m-%d %H:%M:%S}Z without a "
@@ -342,6 +344,8 @@ class Runner:
         status, exit_code = self._decide(outcome, ctx, error)
         duration = ctx.elapsed_seconds
         error_doc = self._describe_error(error)
+        if error_doc is None and ctx.stop and ctx.stop.reason is StopReason.DATABASE_UNAVAILABLE:
+            error_doc = {"class": "DatabaseUnavailable", "message": self._redact(ctx.stop.detail)}
         if error_doc is None and status == "failed":  # the job judged its own run failed
             error_doc = {"class": "JobFailed", "message": self._redact(outcome.message)}
         if error_doc is not None:
@@ -443,6 +447,8 @@ class Runner:
                 return "interrupted", code
             if ctx.stop.reason is StopReason.LEASE_LOST:
                 return "interrupted", ExitCode.TEMPFAIL
+            if ctx.stop.reason is StopReason.DATABASE_UNAVAILABLE:
+                return "failed", ExitCode.TEMPFAIL
             return "partial", ExitCode.PARTIAL  # duration or memory limit
         if outcome.status == "partial":
             return "partial", ExitCode.PARTIAL

@@ -40,6 +40,19 @@ BACKENDS = ["mongomock", "real"]
 ANY_CLOCK_SKEW_SECONDS = str(100 * 366 * 24 * 3600)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the slow fault-injection cases")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with ./scripts/test --slow")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
+
+
 def pytest_report_header() -> str:
     faked = os.environ.get("FAF_FAKED_NOW")
     return f"faked clock: started at {datetime.fromtimestamp(float(faked), UTC)}" if faked else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -73,6 +73,7 @@ class DeliveryCounts:
     failed_writes: int = 0  # documents (malformed) that could not record an outcome
     sent_by_kind: Counter[str] = field(default_factory=Counter)
     server_down: bool = False
+    fenced: bool = False  # the run lost its lease: nothing more was claimed or sent
     errors: list[str] = field(default_factory=list)
 
 
@@ -118,6 +119,7 @@ class Deliverer:
         run_id: str,
         claimant: str,
         stale_after: timedelta,
+        holds_lease: Callable[[], bool] = lambda: True,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self._store = store
@@ -128,14 +130,18 @@ class Deliverer:
         self._run_id = run_id
         self._claimant = claimant
         self._stale_after = stale_after
+        self._holds_lease = holds_lease
         self._chunk_size = chunk_size
 
     def deliver(self, messages: list[Outgoing], effects: Effects) -> DeliveryCounts:
         counts = DeliveryCounts()
         for chunk in chunked(messages, self._chunk_size):
-            if counts.server_down:
-                # No point claiming and failing the rest: they stay pending
-                # (queued, no outbox entry) for the next run.
+            if not counts.fenced and not self._holds_lease():
+                counts.fenced = True
+                log.warning("the run's lease is lost: this worker claims and sends nothing more")
+            if counts.server_down or counts.fenced:
+                # No point claiming and failing the rest (or no right to): they
+                # stay pending (queued, no outbox entry) for the next run.
                 counts.not_attempted += len(chunk)
                 continue
             self._deliver_chunk(chunk, effects, counts)
@@ -164,6 +170,12 @@ class Deliverer:
         bounced: list[tuple[Outgoing, Delivery]] = []
         failed: list[tuple[Outgoing, Delivery]] = []
         for message in (m for m in chunk if m.key in claim.claimed):
+            if not self._holds_lease():
+                # Lost meanwhile: send nothing more. The rest stay claimed
+                # (`handed`) until stale, when the run that took over sends them.
+                counts.fenced = True
+                counts.not_attempted += 1
+                continue
             delivery = self._send(message)
             {Outcome.SENT: sent, Outcome.BOUNCED: bounced, Outcome.FAILED: failed}[
                 delivery.outcome
@@ -172,6 +184,12 @@ class Deliverer:
         if refused_alike(sent + bounced + failed):  # nobody is marked bounced for it
             failed = [(m, as_server_failure(d)) for m, d in bounced + failed]
             bounced = []
+        if not self._holds_lease():
+            # Lost while sending: no settle, no effect. The run that took over
+            # sends these again once their claims are stale: at most the chunk.
+            counts.fenced = True
+            counts.sent += len(sent)
+            return
         done = self._clock.now()
         # The outbox first: once a message is known delivered it is never sent
         # again, even if the run stops before the app's data say so (the next

@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 from formafriend_scheduler.alerts import run_alert
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.context import JobContext, JobOutcome
+from formafriend_scheduler.context import JobContext, JobOutcome, StopReason
 from formafriend_scheduler.eligibility import Defaults
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
+from formafriend_scheduler.lock import LeaseMirror
 from formafriend_scheduler.mail.ratelimit import RateLimiter
 from formafriend_scheduler.mail.setup import composer_for, transport_for
 from formafriend_scheduler.mail.transports import Delivery, Transport
@@ -37,9 +38,10 @@ def shared_rate_slot() -> Any:
 
 
 def worker_deliverer(
-    settings: Settings, clock: Clock, run_id: str, rate_slot: Any
+    settings: Settings, clock: Clock, run_id: str, rate_slot: Any, lease: LeaseMirror
 ) -> tuple[Store, Transport, Deliverer]:
-    """A worker's own store, transport and deliverer (built in the worker)."""
+    """A worker's own store, transport and deliverer (built in the worker),
+    which stops claiming and sending once the run's lease is lost."""
     store = connect(settings)
     transport = transport_for(settings)
     deliverer = Deliverer(
@@ -52,6 +54,7 @@ def worker_deliverer(
         claimant=f"{run_id}/{os.getpid()}",
         # A live worker cannot hold a message longer than a batch may run.
         stale_after=timedelta(milliseconds=settings.worker_timeout_ms),
+        holds_lease=lambda: lease.holds(clock.now()),
     )
     return store, transport, deliverer
 
@@ -109,6 +112,10 @@ def merge(ctx: JobContext, result: TaskResult) -> None:
         ctx.count("failedBatches")
         ctx.note_error(f"batch {result.task_id} ({result.kind}) failed: {result.failure}")
         log.error("batch %s (%s) failed: %s", result.task_id, result.kind, result.failure)
+    if result.database_unavailable:
+        # Every other batch would fail the same way: stop, and exit 75 for
+        # the next scheduled run to retry.
+        ctx.request_stop(StopReason.DATABASE_UNAVAILABLE, result.failure or "MongoDB unreachable")
 
 
 def batches(

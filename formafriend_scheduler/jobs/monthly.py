@@ -105,6 +105,7 @@ class MonthlyInvitationsJob:
             run_id=ctx.run_id,
             dry_run=self.options.dry_run,
             rate_slot=shared_rate_slot(),
+            lease=ctx.lease.mirror,
         )
         progress = _Progress()
 

@@ -26,6 +26,7 @@ from formafriend_scheduler.eligibility import (
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
 from formafriend_scheduler.jobs.letters import MalformedDocument, letter_for
 from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worker_deliverer
+from formafriend_scheduler.lock import LeaseMirror
 from formafriend_scheduler.mail.transports import Delivery, Transport
 from formafriend_scheduler.pool import Task, TaskResult
 from formafriend_scheduler.store import Store
@@ -68,8 +69,13 @@ class MonthlyWorker:
     store: Store
     transport: Transport
     deliverer: Deliverer
+    lease: LeaseMirror
 
     def __call__(self, task: Task) -> TaskResult:
+        if not self.lease.holds(self.clock.now()):
+            # The run lost its lease: another run owns the job now; this
+            # batch is neither created nor sent here.
+            return TaskResult(task.task_id, task.kind, {"leaseLost": 1})
         if task.kind == CREATE:
             return self.create(task)
         return self.send(task)
@@ -115,6 +121,8 @@ class MonthlyWorker:
         else:
             failed_owners = self._insert(docs, stats, errors)
             completed = [uid for uid in due if uid not in failed_owners]
+            if not self.lease.holds(self.clock.now()):
+                completed = []  # no marker from a run that lost its lease
             newly = self.store.cycles.complete(completed, month, self.run_id, now)
             recorded = self.store.users.record_cycles(
                 [
@@ -183,6 +191,11 @@ class MonthlyWorker:
         size = self.settings.invitation_batch_size
         for start in range(0, len(docs), size):
             chunk = docs[start : start + size]
+            if not self.lease.holds(self.clock.now()):
+                # Lost meanwhile: these users stay incomplete for the run that took over.
+                stats["leaseLost"] = 1
+                failed_owners |= {doc["fromUserId"] for doc in docs[start:]}
+                break
             outcome = self.store.invitations.insert_new(chunk)
             stats["alreadyInvited"] += len(outcome.duplicates)
             stats["createdInvitations"] += (
@@ -254,10 +267,11 @@ class MonthlyWorkerFactory:
     run_id: str
     dry_run: bool
     rate_slot: Any  # shared by all workers (mailing.shared_rate_slot)
+    lease: LeaseMirror  # the run's lease, as workers see it
 
     def __call__(self) -> MonthlyWorker:
         store, transport, deliverer = worker_deliverer(
-            self.settings, self.clock, self.run_id, self.rate_slot
+            self.settings, self.clock, self.run_id, self.rate_slot, self.lease
         )
         return MonthlyWorker(
             self.settings,
@@ -268,4 +282,5 @@ class MonthlyWorkerFactory:
             store,
             transport,
             deliverer,
+            self.lease,
         )

@@ -88,6 +88,7 @@ class RemindersJob:
             only=self.options.only,
             dry_run=self.options.dry_run,
             rate_slot=shared_rate_slot(),
+            lease=ctx.lease.mirror,
         )
 
         def collect(result: TaskResult) -> None:

@@ -15,6 +15,7 @@ from formafriend_scheduler.eligibility import contact_skip_reason, send_schedule
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
 from formafriend_scheduler.jobs.letters import MalformedDocument, letter_for
 from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worker_deliverer
+from formafriend_scheduler.lock import LeaseMirror
 from formafriend_scheduler.mail.compose import Kind
 from formafriend_scheduler.mail.transports import Delivery, Transport
 from formafriend_scheduler.pool import Task, TaskResult
@@ -158,10 +159,11 @@ class ReminderWorkerFactory:
     only: ReminderType | None
     dry_run: bool
     rate_slot: Any
+    lease: LeaseMirror
 
     def __call__(self) -> ReminderWorker:
         store, transport, deliverer = worker_deliverer(
-            self.settings, self.clock, self.run_id, self.rate_slot
+            self.settings, self.clock, self.run_id, self.rate_slot, self.lease
         )
         return ReminderWorker(
             self.settings, self.clock, self.only, self.dry_run, store, transport, deliverer

@@ -133,6 +133,11 @@ class Store:
     def in_process(self) -> bool:
         return self._provider.in_process
 
+    def once(self) -> Store:
+        """This store (same client) making one attempt per operation: for a
+        caller that retries on its own schedule (the lease heartbeat)."""
+        return Store(self._provider, self.database_name, replace(self.retry_policy, attempts=1))
+
     def patient(self, seconds: float) -> Store:
         """This store (same client) retrying transient errors for up to
         `seconds`: for the writes a run must not give up on early, its outcome
