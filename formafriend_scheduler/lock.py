@@ -46,7 +46,7 @@ class LeaseMirror:
     sends. A run paused past its lease (SIGSTOP of its process group) wakes up
     with every worker's clock past the expiry, so none of them claims or sends
     another message, even before the parent's heartbeat learns of a takeover.
-    Created in the parent and handed to spawned workers as a process argument.
+    Created in the parent and handed to the workers as a process argument.
     """
 
     def __init__(self) -> None:

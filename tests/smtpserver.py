@@ -41,9 +41,19 @@ class Recorder:
     stall_for: set[str] = field(default_factory=set)
     # seconds to wait before answering the end of DATA (a slow, accepting server)
     reply_delay: float = 0.0
+    # offer PIPELINING (RFC 2920): the client then sends MAIL, RCPT and DATA at once
+    pipelining: bool = False
     stalled: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]

@@ -116,12 +116,14 @@ class Composer:
         family = "invitation" if letter.kind == "invitation" else "reminder"
         sender = header_text(letter.sender_name) or "Un ami"
         first_name = header_text(letter.recipient_first_name) or None
+        unsubscribe_url = self.unsubscribe_url(letter.token)
+        message_id = self.message_id(letter)
         context = {
             "sender_name": sender,
             "first_name": first_name,
             "custom_message": body_text(letter.custom_message) or None,
             "form_url": self.form_url(letter.token),
-            "unsubscribe_url": self.unsubscribe_url(letter.token),
+            "unsubscribe_url": unsubscribe_url,
             "expires_on": french_date(letter.expires_at.astimezone(letter.timezone)),
             "month_label": letter.month.label,
             "days_left": letter.days_left,
@@ -147,13 +149,13 @@ class Composer:
             headers.append(("Reply-To", address(sender, header_text(letter.sender_email, 254))))
         headers += [
             ("Date", format_datetime(now)),
-            ("Message-ID", self.message_id(letter)),
-            ("List-Unsubscribe", f"<{self.unsubscribe_url(letter.token)}>"),
+            ("Message-ID", message_id),
+            ("List-Unsubscribe", f"<{unsubscribe_url}>"),
             ("X-Form-A-Friend-Kind", letter.kind),
         ]
         return ComposedEmail(
             envelope_from=self._from_address,
             recipient=letter.recipient_email,
-            message_id=self.message_id(letter),
+            message_id=message_id,
             data=multipart_alternative(headers, text, html),
         )

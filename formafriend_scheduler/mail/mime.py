@@ -14,7 +14,7 @@ import base64
 import secrets
 
 CRLF = "\r\n"
-_SPECIALS = set('()<>[]:;@\\,."')
+_SPECIALS = frozenset('()<>[]:;@\\,."')
 _WORD_BYTES = 39  # 39 bytes -> a 64-character word: "Subject: " + word fits in 78
 
 
@@ -51,14 +51,16 @@ def address(name: str, addr: str) -> str:
         # encoded words inside a phrase (a name), but not on one word.
         word = "=?utf-8?b?" + base64.b64encode(name.encode("utf-8")).decode("ascii") + "?="
         return f"{word} <{addr}>"
-    if any(ch in _SPECIALS for ch in name):
+    if not _SPECIALS.isdisjoint(name):
         escaped = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}" <{addr}>'
     return f"{name} <{addr}>"
 
 
 def _base64_lines(text: str) -> str:
-    return base64.encodebytes(text.encode("utf-8")).decode("ascii").replace("\n", CRLF)
+    """Base64 in lines of 76 characters (RFC 2045), each ended by CRLF."""
+    encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return CRLF.join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + CRLF
 
 
 def multipart_alternative(headers: list[tuple[str, str]], text: str, html: str) -> bytes:

@@ -15,16 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
-
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from formafriend_scheduler.mail.compose import ComposedEmail
 from formafriend_scheduler.redact import one_line
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
 
 
 class Outcome(Enum):
@@ -134,6 +129,7 @@ def _reply(code: int, text: bytes | str) -> str:
 
 
 QUIT_TIMEOUT_SECONDS = 2.0
+MAX_RETRY_WAIT_SECONDS = 8.0
 # RFC 5321 4.5.3.2: 5 minutes for commands, but 10 for the reply to the end of
 # DATA, while the server may be scanning the message it already has. Giving up
 # sooner and sending again delivered one slow server's message three times.
@@ -145,24 +141,69 @@ class FinalReplyTimeout(smtplib.SMTPException):
     """No reply to the end of DATA in time: the message may have been delivered."""
 
 
-class _PatientData:
-    """smtplib's DATA, waiting `final_reply_timeout` for the reply to the
-    message's end, and the usual (command) timeout for everything else."""
+class _Transactions:
+    """One message per SMTP transaction, as this scheduler sends: one sender,
+    one recipient, a message already in wire form (ASCII, CRLF lines).
+
+    smtplib's `sendmail` cost 0.65 ms of CPU per message here: it parses both
+    addresses again and waits for the reply to each command. This takes the
+    addresses as they are (plain addr-specs, validated before), sends MAIL,
+    RCPT and DATA in one write where the server offers PIPELINING (RFC 2920),
+    and waits `final_reply_timeout` for the reply to the message's end. It
+    raises smtplib's exceptions, as `sendmail` would.
+    """
 
     final_reply_timeout: float = FINAL_REPLY_TIMEOUT_SECONDS
     sock: socket.socket | None
 
-    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+    def transact(self, sender: str, recipient: str, data: bytes) -> None:
         smtp: Any = self
-        smtp.putcmd("data")
-        code, reply = smtp.getreply()
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
-        raw = msg.encode("ascii") if isinstance(msg, str) else bytes(msg)  # ours are bytes
-        payload: bytes = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
+        smtp.ehlo_or_helo_if_needed()
+        commands = [f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"]
+        if smtp.does_esmtp and smtp.has_extn("pipelining"):
+            smtp.send("".join(command + "\r\n" for command in commands))
+            replies = [smtp.getreply() for _ in commands]
+        else:
+            replies = []
+            for command in commands:
+                smtp.send(command + "\r\n")
+                replies.append(smtp.getreply())
+                if replies[-1][0] not in (250, 251, 354):
+                    break
+        self._check(replies, sender, recipient)
+        # Dot-stuffing (RFC 5321 4.5.2); our messages (headers, base64) have no
+        # line starting with a dot, and searching is cheaper than substituting.
+        payload = smtplib._quote_periods(data) if b"\n." in data else data  # type: ignore[attr-defined]
         if payload[-2:] != b"\r\n":
             payload += b"\r\n"
         smtp.send(payload + b".\r\n")
+        code, reply = self._final_reply()
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+
+    def _check(self, replies: list[tuple[int, bytes]], sender: str, recipient: str) -> None:
+        """Raise as `sendmail` does for a refused sender, recipient or DATA,
+        after resetting the transaction (or dropping a closing session)."""
+        smtp: Any = self
+        (mail, mail_text), rest = replies[0], replies[1:]
+        refusal: smtplib.SMTPException | None = None
+        if mail != 250:
+            refusal = smtplib.SMTPSenderRefused(mail, mail_text, sender)
+        elif rest and rest[0][0] not in (250, 251):
+            refusal = smtplib.SMTPRecipientsRefused({recipient: rest[0]})
+        elif len(rest) > 1 and rest[1][0] != 354:
+            refusal = smtplib.SMTPDataError(*rest[1])
+        if refusal is None:
+            return
+        if any(code == 421 for code, _ in replies):  # the server is closing the session
+            smtp.close()
+        else:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.rset()
+        raise refusal
+
+    def _final_reply(self) -> tuple[int, bytes]:
+        smtp: Any = self
         command_timeout = self.sock.gettimeout() if self.sock else None
         if self.sock:
             self.sock.settimeout(self.final_reply_timeout)
@@ -179,11 +220,11 @@ class _PatientData:
         return final
 
 
-class _Smtp(_PatientData, smtplib.SMTP):
+class _Smtp(_Transactions, smtplib.SMTP):
     pass
 
 
-class _SmtpSsl(_PatientData, smtplib.SMTP_SSL):
+class _SmtpSsl(_Transactions, smtplib.SMTP_SSL):
     pass
 
 
@@ -204,28 +245,26 @@ class SmtpTransport:
         self._attempts = attempts
         self._first_wait = first_wait
         self._local_hostname = local_hostname
-        self._connection: smtplib.SMTP | None = None
+        self._connection: _Smtp | _SmtpSsl | None = None
         self.name = endpoint.name
 
     def deliver(self, email: ComposedEmail) -> Delivery:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=self._first_wait, max=8),
-            retry=retry_if_exception_type(TransientSmtpError),
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return self._send_once(email)
-        except TransientSmtpError as error:
-            return Delivery(Outcome.FAILED, self.name, str(error), error.server_problem)
-        raise AssertionError("unreachable: tenacity either returns or raises")
+        """Transient failures are tried again after 0.5 s, 1 s, ... (up to 8 s
+        apart), `attempts` times in all. A plain loop: a retry library's
+        machinery cost 0.05 ms a message, most of them sent at the first try."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return self._send_once(email)
+            except TransientSmtpError as error:
+                if attempt == self._attempts:
+                    return Delivery(Outcome.FAILED, self.name, str(error), error.server_problem)
+                time.sleep(min(MAX_RETRY_WAIT_SECONDS, self._first_wait * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable: the last attempt returns")
 
     def _send_once(self, email: ComposedEmail) -> Delivery:
         try:
             connection = self._connect()
-            connection.sendmail(email.envelope_from, [email.recipient], email.data)
+            connection.transact(email.envelope_from, email.recipient, email.data)
             return Delivery(Outcome.SENT, self.name)
         except FinalReplyTimeout as error:
             # The server has the whole message and may deliver it: not sent
@@ -264,7 +303,7 @@ class SmtpTransport:
                 one_line(f"{type(error).__name__}: {error}", 200), server_problem=True
             ) from None
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _Smtp | _SmtpSsl:
         if self._connection is not None:
             return self._connection
         endpoint = self._endpoint

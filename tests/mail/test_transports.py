@@ -212,3 +212,23 @@ def test_no_final_reply_at_all_fails_without_sending_again(smtp_server: SmtpServ
     assert (delivery.outcome, delivery.server_problem) == (Outcome.FAILED, True)
     assert "may have been delivered" in delivery.detail
     assert smtp_server.recipients() == {"bob@x.org": 1}  # the server has it once: not resent
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_refusals_reset_the_transaction_and_the_next_message_goes_out(
+    smtp_server: SmtpServer, pipelining: bool
+) -> None:
+    """With PIPELINING, MAIL, RCPT and DATA go in one write; a refused
+    recipient or sender then gets its transaction reset, and the same
+    connection carries the next message."""
+    smtp_server.recorder.pipelining = pipelining
+    smtp_server.refuse_always("nobody@x.org", "550 5.1.1 User unknown")
+    smtp = transport(smtp_server)
+
+    outcomes = [smtp.deliver(message(to)).outcome for to in ("a@x.org", "nobody@x.org", "b@x.org")]
+
+    assert outcomes == [Outcome.SENT, Outcome.BOUNCED, Outcome.SENT]
+    assert smtp_server.recipients() == {"a@x.org": 1, "b@x.org": 1}
+    connection = smtp._connect()
+    assert connection.has_extn("pipelining") is pipelining
+    smtp.close()
