@@ -54,9 +54,16 @@ class InvitationEffects(BounceEffects):
 
     def already_settled(self, settled: list[tuple[Outgoing, str]], now: datetime) -> WriteReport:
         # The outbox says delivered but the invitation is still queued: the run
-        # stopped between the two writes. Finish the write; never send again.
-        delivered = [(m.invitation, "unknown") for m, state in settled if state == "sent"]
-        return self._store.invitations.mark_sent(delivered, now)
+        # stopped before writing the app's data (both are written together,
+        # the invitation first). Finish them; never send again.
+        delivered = [m for m, state in settled if state == "sent"]
+        report = self._store.invitations.mark_sent(
+            [(m.invitation, "unknown") for m in delivered], now
+        )
+        report.add(
+            self._store.contacts.record_sent([m.contact for m in delivered if m.contact], now)
+        )
+        return report
 
 
 @dataclass

@@ -277,13 +277,9 @@ class InvitationRepository(Repository):
     @transient
     def cancel(self, ids: list[Any], now: datetime) -> int:
         """queued -> cancelled: an invitation that can no longer go out."""
-        if not ids:
-            return 0
-        result = self.collection.update_many(
-            {"_id": {"$in": ids}, "status": QUEUED},
-            {"$set": {"status": "cancelled", "updatedAt": now}},
-        )
-        return result.modified_count
+        update = {"$set": {"status": "cancelled", "updatedAt": now}}
+        updates = [Update({"_id": doc_id, "status": QUEUED}, update) for doc_id in ids]
+        return self.tolerant_bulk_write(updates).applied
 
     @transient
     def reminder_page(

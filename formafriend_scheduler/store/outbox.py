@@ -56,6 +56,26 @@ def outbox_key(invitation_id: Any, kind: str) -> str:
     return f"{invitation_id}:{kind}"
 
 
+@dataclass(frozen=True)
+class Settle:
+    """A message's outcome, to record: `sent`, `bounced` or `failed` (with
+    the server's reply)."""
+
+    key: str
+    state: str
+    detail: str
+    at: datetime
+
+    def update(self, claimant: str) -> Update:
+        """Only the claimant's own entry: one taken over meanwhile is left alone."""
+        fields: Document = {"state": self.state, "updatedAt": self.at}
+        if self.state == "sent":
+            fields["settledAt"] = self.at
+        else:
+            fields["lastError"] = self.detail
+        return Update({"_id": self.key, "claimant": claimant}, {"$set": fields})
+
+
 @dataclass
 class Claim:
     claimed: set[str] = field(default_factory=set)
@@ -106,6 +126,10 @@ class OutboxRepository(Repository):
             }
             for key, invitation_id, kind in entries
         ]
+        # Inserts, not upserts that would share one `update` command with the
+        # previous chunk's settles: FerretDB v1 stalls until its timeout when
+        # two claimants upsert the same keys at once (measured here), and the
+        # round trip saved is 0.05 per message.
         outcome = self.tolerant_bulk_write([Insert(doc) for doc in docs])
         existing = [docs[index]["_id"] for index in outcome.duplicates]
         claim = Claim(claimed={doc["_id"] for doc in docs} - set(existing))
@@ -167,35 +191,10 @@ class OutboxRepository(Repository):
         claim.claimed |= won
 
     @transient
-    def settle(self, keys: list[str], state: str, now: datetime, claimant: str) -> int:
-        if not keys:
-            return 0
-        result = self.collection.update_many(
-            {"_id": {"$in": keys}, "claimant": claimant},
-            {"$set": {"state": state, "settledAt": now, "updatedAt": now}},
-        )
-        return result.modified_count
-
-    @transient
-    def settle_each(
-        self, outcomes: list[tuple[str, str, str]], now: datetime, claimant: str
-    ) -> int:
-        """(key, state, detail) for failed or bounced messages: the reason is kept.
-
-        One update per distinct (state, reason): when a server is down every
-        message fails the same way, and that stays one write per chunk.
-        """
-        groups: dict[tuple[str, str], list[str]] = {}
-        for key, state, detail in outcomes:
-            groups.setdefault((state, detail), []).append(key)
-        changed = 0
-        for (state, detail), keys in groups.items():
-            result = self.collection.update_many(
-                {"_id": {"$in": keys}, "claimant": claimant},
-                {"$set": {"state": state, "lastError": detail, "updatedAt": now}},
-            )
-            changed += result.modified_count
-        return changed
+    def settle(self, settles: list[Settle], claimant: str) -> int:
+        """Record outcomes: one bulk of updates by `_id` (an `update_many` over
+        `$in` scans the collection on some servers)."""
+        return self.tolerant_bulk_write([settle.update(claimant) for settle in settles]).applied
 
     @transient
     def prune(self, before: datetime, limit: int) -> int:

@@ -5,6 +5,7 @@ its id; it never fails a batch or stops a run."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -131,7 +132,7 @@ def test_a_document_the_server_refuses_to_update_is_counted_logged_and_never_res
     with caplog.at_level(logging.WARNING, logger="formafriend_scheduler"):
         first = run_monthly(settings, store, at_send_moment())
     monkeypatch.undo()
-    second = run_monthly(settings, store, at_send_moment())
+    second = run_monthly(settings, store, FrozenClock(SEND_MOMENT + timedelta(hours=1)))
 
     assert (first.exit_code, first.stats["sentInvitations"], first.stats["failedWrites"]) == (
         ExitCode.OK,

@@ -412,3 +412,32 @@ def test_the_month_defaults_to_the_current_one_in_the_scheduler_timezone(
 
     assert result.stats["sentInvitations"] == 1
     assert invitations_of(store, alice)["a@x.org"]["month"] == str(JANUARY)
+
+
+def test_a_run_stopped_after_the_outbox_knew_finishes_the_apps_data_without_resending(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    alice = add_user(store)
+    add_contacts(store, alice, "a@x.org", "b@x.org")
+    clock = at_send_moment()
+    run_monthly(settings, store, clock)
+    # Given a run that stopped once the outbox said `sent` but before the app's
+    # data did (they are written for every RECORD_EVERY messages): the
+    # invitations still queued, the contacts not counted,
+    store.db["invitations"].update_many(
+        {}, {"$set": {"status": "queued"}, "$unset": {"tracking.sentAt": ""}}
+    )
+    store.db["contacts"].update_many(
+        {}, {"$set": {"tracking.invitationsSent": 0}, "$unset": {"tracking.lastSentAt": ""}}
+    )
+    clock.advance(timedelta(hours=1))
+
+    result = run_monthly(settings, store, clock)
+
+    assert smtp_server.recipients() == {"a@x.org": 1, "b@x.org": 1}  # nothing sent again
+    assert result.stats["sentInvitations"] == 0
+    assert store.db["invitations"].count_documents({"status": "sent"}) == 2
+    for contact in store.db["contacts"].find():
+        assert contact["tracking"]["invitationsSent"] == 1
+        assert contact["tracking"]["lastSentAt"] is not None

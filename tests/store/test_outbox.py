@@ -9,6 +9,7 @@ import pytest
 
 from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.store import Store
+from formafriend_scheduler.store.outbox import Settle
 
 STALE = timedelta(minutes=5)
 
@@ -72,8 +73,13 @@ def test_failed_messages_are_retried_and_delivered_ones_never(
     store: Store, clock: FrozenClock
 ) -> None:
     claim(store, clock, "run-a/1", "run-a", "i1:invitation", "i2:invitation")
-    store.outbox.settle_each([("i1:invitation", "failed", "451 later")], clock.now(), "run-a/1")
-    store.outbox.settle(["i2:invitation"], "sent", clock.now(), "run-a/1")
+    store.outbox.settle(
+        [
+            Settle("i1:invitation", "failed", "451 later", clock.now()),
+            Settle("i2:invitation", "sent", "", clock.now()),
+        ],
+        "run-a/1",
+    )
     later = claim(store, clock, "run-b/2", "run-b", "i1:invitation", "i2:invitation")
     assert later.claimed == {"i1:invitation"}  # type: ignore[attr-defined]
     assert set(later.settled) == {"i2:invitation"}  # type: ignore[attr-defined]
