@@ -91,6 +91,7 @@ def main_options(
     )
     state.configure_logging()
     ctx.obj = state
+    ctx.call_on_close(state.close_stores)
 
 
 app.command("monthly-invitations", epilog=EXIT_CODES)(jobs.monthly_invitations)

@@ -40,6 +40,7 @@ class AppState:
     clock: Clock = field(default_factory=SystemClock)
     _settings: Settings | None = None
     _redactor: Redactor = field(default_factory=Redactor)
+    _stores: list[Store] = field(default_factory=list)
 
     def configure_logging(self) -> None:
         configure_logging(
@@ -68,7 +69,16 @@ class AppState:
         return self._redactor
 
     def store(self, *, retry_attempts: int | None = None) -> Store:
-        return connect(self.settings, retry_attempts=retry_attempts)
+        store = connect(self.settings, retry_attempts=retry_attempts)
+        self._stores.append(store)
+        return store
+
+    def close_stores(self) -> None:
+        """When the command is done: a closed client lets the process exit
+        without waiting on its monitor threads (store/client.py)."""
+        for store in self._stores:
+            store.close()
+        self._stores.clear()
 
     def events(self) -> EventBus:
         """The log sink plus every sink the configuration names (webhook, command,

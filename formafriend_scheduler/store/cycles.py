@@ -28,7 +28,7 @@ class CycleRepository(HistoryRepository):
     @transient
     def completed(self, user_ids: list[Any], month: str) -> set[Any]:
         keys = {cycle_key(user_id, month): user_id for user_id in user_ids}
-        found = self.collection.find({"_id": {"$in": list(keys)}}, {"_id": 1})
+        found = self.collection.find({"_id": {"$in": list(keys)}}, {"_id": 1}).batch_size(len(keys))
         return {keys[doc["_id"]] for doc in found}
 
     @transient

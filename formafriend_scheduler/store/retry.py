@@ -41,10 +41,13 @@ TRANSIENT_ERRORS: tuple[type[PyMongoError], ...] = (
 # NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary).
 TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 # FerretDB passes PostgreSQL's own words on while PostgreSQL restarts (after a
-# crash of a backend, or a restart): code 1, with one of these messages.
+# crash of a backend, or a restart): code 1, with one of these messages; a
+# command whose backend died under it gets "unexpected EOF" (seen on
+# FerretDB v2 when a PostgreSQL backend crashed mid-insert).
 _RESTARTING = re.compile(
     r"database system is (in recovery mode|starting up|shutting down|not yet accepting)"
-    r"|not yet accepting connections|terminating connection due to administrator command",
+    r"|not yet accepting connections|terminating connection due to administrator command"
+    r"|^unexpected EOF\b",
     re.IGNORECASE,
 )
 

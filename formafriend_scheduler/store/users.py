@@ -56,13 +56,25 @@ class UserRepository(Repository):
         self, query: Document, after: Any | None, limit: int, only: Any | None = None
     ) -> list[Document]:
         """One page of candidate senders in _id order (keyset paging, so a long
-        run never keeps a cursor open while workers are busy)."""
+        run never keeps a cursor open while workers are busy).
+
+        Walked along `_id`, the query checked on the way: left to itself a
+        planner may serve each page from an index on the query's fields, read
+        every candidate and sort them, for every page (DocumentDB, 50,000
+        users in pages of 500: 11.3 s; along `_id`: 1.0 s, 0.76 s in pages of
+        1,000). Every MongoDB-wire server here takes the hint."""
         page: Document = dict(query)
         if only is not None:
             page["_id"] = only
         elif after is not None:
             page["_id"] = {"$gt": after}
-        cursor = self.collection.find(page, SCHEDULE_FIELDS).sort("_id", ASCENDING).limit(limit)
+        cursor = (
+            self.collection.find(page, SCHEDULE_FIELDS)
+            .sort("_id", ASCENDING)
+            .hint([("_id", ASCENDING)])
+            .limit(limit)
+            .batch_size(limit)
+        )
         return list(cursor)
 
     @transient

@@ -43,7 +43,7 @@ def test_a_document_that_refuses_its_update_is_named_and_the_others_are_written(
 def test_bulks_are_split_below_the_servers_batch_limit(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(base, "MAX_BULK_OPERATIONS", 2)
+    monkeypatch.setattr(base, "MAX_UPDATES_PER_BULK", 2)
     bulks: list[int] = []
     real_bulk = base.Repository._bulk_write
 
@@ -56,6 +56,16 @@ def test_bulks_are_split_below_the_servers_batch_limit(
 
     assert store.contacts.update_each([guarded_increment(i) for i in ids]).applied == 5
     assert bulks == [2, 2, 1]
+
+
+def test_a_hundred_updates_and_more_go_through_in_bulks_of_fifty(store: Store) -> None:
+    # FerretDB v1 never answers one `update` command of 100 operations or more.
+    ids = insert(store, "contacts", *({"n": i} for i in range(120)))
+
+    report = store.contacts.update_each([guarded_increment(i) for i in ids])
+
+    assert report.applied == 120
+    assert store.db["contacts"].count_documents({"done": True}) == 120
 
 
 @pytest.mark.parametrize(

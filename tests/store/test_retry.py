@@ -50,6 +50,8 @@ def test_retries_are_bounded_then_database_unavailable() -> None:
         OperationFailure("the database system is in recovery mode", code=1),
         OperationFailure("the database system is not yet accepting connections", code=1),
         OperationFailure("the database system is starting up", code=1),
+        # FerretDB v2 when the PostgreSQL backend of a command died under it
+        OperationFailure("unexpected EOF", code=1, details={"errmsg": "unexpected EOF"}),
         # MongoDB: a primary stepping down or shutting down
         OperationFailure("Not primary while writing", code=10107),
         OperationFailure("interrupted at shutdown", code=11600),
