@@ -1,34 +1,70 @@
-"""What the benchmarks share: the sink, memory and CPU sampling, running the CLI."""
+"""What the benchmarks share: the servers, the sink, the probe that counts a
+run's costs, the fair floor's parts, and the report."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import shutil
 import smtplib
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pymongo
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from formafriend_scheduler.memory import process_tree_memory  # noqa: E402
+from tests.appdata import create_indexes, indexes_of  # noqa: E402, F401 (re-exported)
+from tests.pgstats import ScanCounters  # noqa: E402 (re-exported)
 from tests.realserver import ferretdb_server  # noqa: E402
 from tests.smtpserver import free_port  # noqa: E402
 
 MB = 1024 * 1024
-SERVERS = ("ferretdb", "java")
+SERVERS = ("ferretdb", "java", "documentdb")
+PROBE = REPO / "benchmarks" / "probe"
+CHUNK = 20  # the scheduler's chunk: the floor writes in the same bulks
+
+
+# -- servers -------------------------------------------------------------------
+
+
+def documentdb_kit() -> Path:
+    kit = Path(os.environ.get("FAF_DOCUMENTDB_KIT", REPO.parent / "shared/servers/documentdb"))
+    if not (kit / "start.sh").exists():
+        sys.exit(
+            f"--server documentdb needs the DocumentDB kit (build.sh, start.sh); none in {kit}: "
+            "set FAF_DOCUMENTDB_KIT to its folder"
+        )
+    return kit
+
+
+@contextmanager
+def documentdb_server() -> Iterator[str]:
+    """FerretDB v2 + PostgreSQL + DocumentDB from the kit, built and started
+    here (as root) and left running for the next benchmark."""
+    kit = documentdb_kit()
+    build = subprocess.run([str(kit / "build.sh")], capture_output=True, text=True, check=False)
+    if build.returncode != 0:
+        sys.exit(f"{kit}/build.sh failed:\n{build.stdout[-2000:]}{build.stderr[-2000:]}")
+    started = subprocess.run([str(kit / "start.sh")], capture_output=True, text=True, check=True)
+    yield started.stdout.strip()
 
 
 @contextmanager
@@ -56,23 +92,35 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "--server",
         choices=SERVERS,
         default="ferretdb",
-        help="the server to start: the embedded FerretDB, or mongo-java-server (in-memory)",
+        help="the server to start: the embedded FerretDB v1, mongo-java-server (in-memory), "
+        "or FerretDB v2 + DocumentDB from ../shared/servers/documentdb",
     )
     parser.add_argument("--mongodb-uri", help="a running server to use instead")
 
 
+SERVER_NAMES = {
+    "ferretdb": "FerretDB v1.24.2 (SQLite), embedded",
+    "java": "mongo-java-server 1.47.0 (in-memory)",
+    "documentdb": "FerretDB v2.7.0 + PostgreSQL 15 + DocumentDB 0.106",
+}
+
+
 @contextmanager
 def benchmark_server(kind: str, given_uri: str | None) -> Iterator[tuple[str, str]]:
-    """(server URI, what it is): the URI given, else the embedded FerretDB or
-    mongo-java-server, started here and stopped afterwards."""
+    """(server URI, what it is)."""
     if given_uri:
-        yield given_uri, "given URI"
-    elif kind == "java":
-        with mongo_java_server() as uri:
-            yield uri, "mongo-java-server 1.47.0 (in-memory)"
-    else:
-        with ferretdb_server() as uri:
-            yield uri, "embedded FerretDB (SQLite)"
+        yield given_uri, f"given URI ({given_uri.split('@')[-1]})"
+        return
+    starter = {"java": mongo_java_server, "documentdb": documentdb_server}.get(kind)
+    with (starter or ferretdb_server)() as uri:
+        yield uri, SERVER_NAMES[kind]
+
+
+def database_uri(server: str, database: str) -> str:
+    return server.rstrip("/").split("?")[0] + "/" + database
+
+
+# -- the sink ----------------------------------------------------------------------
 
 
 @contextmanager
@@ -111,6 +159,9 @@ def count_recipients(dump_dir: Path) -> Counter[str]:
     return counts
 
 
+# -- running the scheduler -----------------------------------------------------------
+
+
 class TreeMemory:
     """Samples a process tree's memory (PSS sum) every `interval` seconds."""
 
@@ -140,20 +191,166 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_scheduler(env: dict[str, str], arguments: list[str]) -> dict[str, Any]:
-    cpu_before = children_cpu()  # the sink is not reaped yet: only the scheduler's tree counts
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "formafriend_scheduler", *arguments, "--json"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    memory = TreeMemory(process.pid)
-    stdout, _ = process.communicate()
-    wall = time.perf_counter() - started
-    peak = memory.stop()
-    cpu = children_cpu() - cpu_before
-    report = json.loads(stdout)
-    return {"wall": wall, "cpu": cpu, "peak": peak, "exit": process.returncode, "report": report}
+@dataclass
+class Run:
+    """A scheduler command and what it cost, counted in its own processes."""
+
+    wall: float
+    cpu: float  # user + system of the whole process tree
+    peak: int  # bytes, PSS of the tree
+    exit: int
+    report: dict[str, Any]
+    commands: Counter[str] = field(default_factory=Counter)  # by command and collection
+    smtp_commands: int = 0  # lines the client wrote (EHLO, MAIL, RCPT, DATA, the message, QUIT)
+    smtp_writes: int = 0  # writes, each followed by waiting for replies
+    processes: int = 0
+
+    @property
+    def round_trips(self) -> int:
+        return sum(self.commands.values())
+
+
+def run_scheduler(env: dict[str, str], arguments: list[str]) -> Run:
+    """`formafriend-scheduler <arguments> --json` in a subprocess, with the probe
+    (benchmarks/probe) counting its commands in every process of its tree."""
+    with tempfile.TemporaryDirectory(prefix="faf-probe-") as probe_dir:
+        env = {**env, "PYTHONPATH": str(PROBE), "FAF_PROBE_DIR": probe_dir}
+        # An installed package has its bytecode compiled; without it every
+        # process of the run compiles 80 modules again (0.14 s each).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        cpu_before = children_cpu()  # the sink is not reaped yet: only the scheduler's tree
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "formafriend_scheduler", *arguments, "--json"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        memory = TreeMemory(process.pid)
+        stdout, _ = process.communicate()
+        wall = time.perf_counter() - started
+        run = Run(wall, children_cpu() - cpu_before, memory.stop(), process.returncode, {})
+        run.report = json.loads(stdout) if stdout.strip() else {}
+        for path in Path(probe_dir).glob("*.json"):
+            counted = json.loads(path.read_text())
+            run.commands.update(counted["commands"])
+            run.smtp_commands += counted["smtp_commands"]
+            run.smtp_writes += counted["smtp_writes"]
+            run.processes += 1
+    return run
+
+
+# -- the floor: what any correct implementation pays --------------------------------
+
+
+def send_prebuilt(port: int, message: bytes, recipients: list[str]) -> None:
+    """Send `message` to each recipient, one transaction each, on one
+    connection, pipelining MAIL, RCPT and DATA (RFC 2920): two round trips per
+    message, the fewest a client can wait for without BDAT."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        reader = connection.makefile("rb")
+
+        def replies(count: int) -> None:
+            for _ in range(count):
+                line = reader.readline()
+                while line[3:4] == b"-":  # a multi-line reply
+                    line = reader.readline()
+                if line[:1] not in (b"2", b"3"):
+                    raise RuntimeError(f"the sink said {line!r}")
+
+        replies(1)
+        connection.sendall(b"EHLO floor\r\n")
+        replies(1)
+        payload = message + b".\r\n"
+        for recipient in recipients:
+            connection.sendall(
+                b"MAIL FROM:<noreply@form-a-friend.com>\r\nRCPT TO:<"
+                + recipient.encode()
+                + b">\r\nDATA\r\n"
+            )
+            replies(3)
+            connection.sendall(payload)
+            replies(1)
+        connection.sendall(b"QUIT\r\n")
+
+
+def in_step(target: Any, shares: list[tuple[Any, ...]], parts: Sequence[str]) -> dict[str, float]:
+    """Run `target(*share, barrier)` for each share in its own (spawned)
+    process; each process waits on the barrier once started and after each
+    part, and the parent times each part between barriers: interpreter
+    start-up is not part of a floor."""
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(len(shares) + 1)
+    processes = [spawn.Process(target=target, args=(*share, barrier)) for share in shares]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    times: dict[str, float] = {}
+    for part in parts:
+        started = time.perf_counter()
+        barrier.wait()
+        times[part] = time.perf_counter() - started
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise RuntimeError(f"a floor process failed ({process.exitcode})")
+    times["total"] = sum(times.values())
+    return times
+
+
+def bulk_by_id(
+    uri: str, collection: str, ids: list[Any], update: dict[str, Any], guard: dict[str, Any]
+) -> None:
+    """One bulk of UpdateOne({_id, **guard}, update) per CHUNK ids."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri)
+    target = client.get_default_database()[collection]
+    for start in range(0, len(ids), CHUNK):
+        target.bulk_write(
+            [pymongo.UpdateOne({"_id": i, **guard}, update) for i in ids[start : start + CHUNK]],
+            ordered=False,
+        )
+    client.close()
+
+
+def split(items: list[Any], parts: int) -> list[list[Any]]:
+    return [items[part::parts] for part in range(parts)]
+
+
+# -- the report -----------------------------------------------------------------------
+
+
+def header(server_name: str, workers: int) -> None:
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total // MB} MB; server: {server_name}; workers: {workers}"
+    )
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+
+
+def costs(run: Run, items: int, what: str) -> dict[str, float]:
+    """The scheduler's own costs per item, whatever the server."""
+    figures = {
+        "cpu_ms": run.cpu / items * 1000,
+        "round_trips": run.round_trips / items,
+        "smtp_commands": run.smtp_commands / items,
+        "smtp_writes": run.smtp_writes / items,
+        "peak_mb": run.peak / MB,
+    }
+    busiest = ", ".join(f"{name} {count}" for name, count in run.commands.most_common(9))
+    print(f"costs per {what}: CPU {figures['cpu_ms']:.3f} ms (process tree, user + system), "
+          f"{figures['round_trips']:.3f} database round trips, {figures['smtp_commands']:.2f} "
+          f"SMTP commands in {figures['smtp_writes']:.2f} writes; peak memory "
+          f"{figures['peak_mb']:.1f} MB (tree, PSS, {run.processes} processes)")  # fmt: skip
+    print(f"       database commands: {run.round_trips} ({busiest})")
+    return figures
+
+
+def scans(counters: ScanCounters | None) -> dict[str, tuple[int, int]]:
+    if counters is None:
+        return {}
+    seen = counters.since_start()
+    print("scans during the run (PostgreSQL, sequential / index): " + ", ".join(
+        f"{name} {seq} / {idx}" for name, (seq, idx) in seen.items()
+    ))  # fmt: skip
+    return seen

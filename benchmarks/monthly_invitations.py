@@ -1,173 +1,212 @@
-"""Benchmark: monthly-invitations end to end, against a floor measured in the same run.
+"""Benchmark: monthly-invitations end to end, against a fair floor measured in the same run.
 
-    .venv/bin/python benchmarks/monthly_invitations.py --users 5000 --contacts 20
+    .venv/bin/python benchmarks/monthly_invitations.py --server documentdb --users 500 5000
 
-What it does, each part in its own process:
-- a MongoDB-wire server: the embedded FerretDB of tests/ferretdb (default),
-  mongo-java-server with --server java (benchmarks/mongo-java-server), or
-  --mongodb-uri (for example a real MongoDB);
+For each --users count, each part in its own process:
+- a MongoDB-wire server: the embedded FerretDB v1 (default), mongo-java-server
+  (--server java), FerretDB v2 + DocumentDB from the kit (--server documentdb),
+  or --mongodb-uri (for example a real MongoDB);
 - Postfix's smtp-sink (C, `apt-get install postfix`), dumping each message to a
   file so every recipient can be counted;
-- the data set: --users users with --contacts contacts each, ten per cent of
-  the contacts ineligible (opted out, bounced, complained, ...), users in seven
-  timezones, half with their own send day and time; the target month is the
-  previous one, so every user is due;
-- `formafriend-scheduler monthly-invitations` as a subprocess, its whole
-  process tree sampled for memory (PSS) every 0.1 s;
+- the data set, with the app's own indexes and the scheduler's: --users users
+  with --contacts contacts each, ten per cent of the contacts ineligible, users
+  in seven timezones, half with their own send day and time; the target month
+  is the previous one, so every user is due;
+- `formafriend-scheduler monthly-invitations` as a subprocess (the default
+  SCHEDULER_MAX_WORKERS unless --workers), its process tree sampled for memory
+  (PSS) every 0.1 s and its costs counted in each of its processes
+  (benchmarks/probe: database commands, SMTP commands, CPU);
 - checks: every eligible contact has exactly one invitation, `sent`, and
   exactly one message at the sink; nobody else got one;
-- the floor, in the same run and on the same servers: inserting the same
-  number of invitation documents with bulk writes, then sending the same
-  number of pre-built messages to the sink from --workers processes.
+- the fair floor, in the same run, on the same servers, from as many processes
+  as the run has workers, each part timed: bulk-inserting the same number of
+  invitation documents into a collection with the same indexes as
+  `invitations`; marking each `sent` with bulk UpdateOne by _id with the
+  status guard, 20 at a time; recording each contact's send the same way on a
+  copy of `contacts` with its indexes; sending the same number of pre-built
+  messages, MAIL, RCPT and DATA pipelined.
 
-Prints invitations per second, wall time and peak memory for the run and the
-floor, and the ratio. Exit status 1 when a check fails.
+Prints the run, the floor, their ratio, the scheduler's costs per invitation
+(CPU, database round trips, SMTP commands, peak memory), on DocumentDB the
+scans PostgreSQL counted on the app's collections, and each target. Exit 1
+when a check fails.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import smtplib
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psutil
 import pymongo
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (  # noqa: E402
-    MB,
+from benchmarks.common import (
+    ScanCounters,
     add_server_options,
     benchmark_server,
+    bulk_by_id,
+    costs,
     count_recipients,
+    create_indexes,
+    database_uri,
+    header,
+    in_step,
+    indexes_of,
     run_scheduler,
+    scans,
+    send_prebuilt,
     smtp_sink,
+    split,
 )
-from formafriend_scheduler.config import load_settings  # noqa: E402
-from formafriend_scheduler.eligibility import Month  # noqa: E402
-from formafriend_scheduler.mail.compose import Letter  # noqa: E402
-from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
-from formafriend_scheduler.seed import SeedPlan, seed  # noqa: E402
-from formafriend_scheduler.store import connect  # noqa: E402
-from formafriend_scheduler.store.invitations import new_invitation  # noqa: E402
+from formafriend_scheduler.config import load_settings
+from formafriend_scheduler.eligibility import Month, contact_skip_reason
+from formafriend_scheduler.mail.compose import Letter
+from formafriend_scheduler.mail.setup import composer_for
+from formafriend_scheduler.seed import SeedPlan, seed
+from formafriend_scheduler.store import connect
+from formafriend_scheduler.store.invitations import new_invitation
+
+TARGET_CPU_MS = 0.3
+TARGET_ROUND_TRIPS = 0.25
+TARGET_RATIO = 1.5
+TARGET_DEFAULT_PEAK_MB = 200
 
 
-def _send_prebuilt(port: int, messages: list[bytes], recipients: list[str]) -> None:
-    connection = smtplib.SMTP("127.0.0.1", port)
-    for index, recipient in enumerate(recipients):
-        connection.sendmail(
-            "noreply@form-a-friend.com", [recipient], messages[index % len(messages)]
-        )
-    connection.quit()
+FLOOR_PARTS = ("insert", "mark sent", "record contacts", "send")
 
 
-def measure_floor(uri: str, database: str, count: int, port: int, workers: int) -> dict[str, float]:
-    """Bulk-insert `count` invitation documents, then send `count` pre-built
-    messages from `workers` processes: what any implementation must pay."""
-    settings = load_settings(mongodb_uri=uri)
+def floor_worker(
+    uri: str, port: int, message: bytes, emails: list[str], contacts: list[Any], barrier: Any
+) -> None:
+    """One of the floor's processes: each part of its share, the parts in step
+    with the other processes (the parent times each part between barriers)."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri)
-    collection = client[database]["floor_invitations"]
+    db = client.get_default_database()
     now = datetime.now(UTC)
-    started = time.perf_counter()
-    batch = settings.invitation_batch_size
-    for start in range(0, count, batch):
-        collection.insert_many(
-            [
-                new_invitation(
-                    from_user_id=i // 20,
-                    to_email=f"floor{i}@example.net",
-                    to_user_id=None,
-                    month="2000-01",
-                    template="friendly",
-                    custom_message=None,
-                    now=now,
-                    lifetime=timedelta(days=60),
-                )
-                for i in range(start, min(count, start + batch))
-            ],
-            ordered=False,
-        )
-    insert_seconds = time.perf_counter() - started
-
-    composer = composer_for(settings)  # the real templates, built before the clock starts
-    prebuilt = [
-        composer.compose(
-            Letter(
-                kind="invitation",
-                key=f"floor{i}",
-                tone=("friendly", "professional", "fun")[i % 3],
-                month=Month(2000, 1),
-                token=f"{i:064x}",
-                expires_at=now,
-                timezone=ZoneInfo("Europe/Paris"),
-                sender_name="Camille Martin",
-                recipient_email="x@example.net",
-                recipient_first_name="Léa",
-            ),
-            now,
-        ).data
-        for i in range(100)
-    ]
-    recipients = [f"floor{i}@example.net" for i in range(count)]
-    shares = [recipients[w::workers] for w in range(workers)]
-    spawn = multiprocessing.get_context("spawn")
-    started = time.perf_counter()
-    senders = [
-        spawn.Process(target=_send_prebuilt, args=(port, prebuilt, share)) for share in shares
-    ]
-    for sender in senders:
-        sender.start()
-    for sender in senders:
-        sender.join()
-    send_seconds = time.perf_counter() - started
-    collection.drop()
+    batch = load_settings().invitation_batch_size
+    barrier.wait()  # started: interpreter start-up is not part of the floor
+    ids: list[Any] = []
+    for start in range(0, len(emails), batch):
+        docs = [
+            new_invitation(
+                from_user_id=f"floor{os.getpid()}",
+                to_email=email,
+                to_user_id=None,
+                month="2000-01",
+                template="friendly",
+                custom_message=None,
+                now=now,
+                lifetime=timedelta(days=60),
+            )
+            for email in emails[start : start + batch]
+        ]
+        db["floor_invitations"].insert_many(docs, ordered=False)
+        ids += [doc["_id"] for doc in docs]
+    barrier.wait()
+    sent = {"$set": {"status": "sent", "tracking.sentAt": now, "updatedAt": now}}
+    bulk_by_id(uri, "floor_invitations", ids, sent, {"status": {"$in": ["queued", None]}})
+    barrier.wait()
+    recorded = {"$set": {"tracking.invitationsSent": 1, "tracking.responseRate": 0,
+                         "tracking.lastSentAt": now, "updatedAt": now}}  # fmt: skip
+    bulk_by_id(uri, "floor_contacts", contacts, recorded, {"tracking.invitationsSent": 0})
+    barrier.wait()
+    send_prebuilt(port, message, emails)
+    barrier.wait()
     client.close()
-    return {"insert": insert_seconds, "send": send_seconds, "total": insert_seconds + send_seconds}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=5000)
-    parser.add_argument("--contacts", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
-    add_server_options(parser)
-    args = parser.parse_args()
+def copy_contacts(store: Any) -> None:
+    """`floor_contacts`: the contacts as seeded, with the same indexes."""
+    db = store.db
+    create_indexes(db, "floor_contacts", indexes_of("contacts"))
+    batch: list[dict[str, Any]] = []
+    for contact in db["contacts"].find():
+        batch.append(contact)
+        if len(batch) == 1000:
+            db["floor_contacts"].insert_many(batch)
+            batch = []
+    if batch:
+        db["floor_contacts"].insert_many(batch)
 
-    with ExitStack() as stack:
-        server, server_name = stack.enter_context(benchmark_server(args.server, args.mongodb_uri))
-        database = f"faf_bench_{os.getpid()}"
-        uri = server.rstrip("/").split("?")[0] + "/" + database
-        dump_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="faf-sink-")))
+
+def prebuilt_message() -> bytes:
+    now = datetime.now(UTC)
+    letter = Letter(
+        kind="invitation",
+        key="0" * 24,
+        tone="friendly",
+        month=Month(2000, 1),
+        token="0" * 64,
+        expires_at=now,
+        timezone=ZoneInfo("Europe/Paris"),
+        sender_name="Camille Martin",
+        recipient_email="floor@example.net",
+        recipient_first_name="Léa",
+    )
+    return composer_for(load_settings()).compose(letter, now).data
+
+
+def measure_floor(uri: str, count: int, port: int, workers: int) -> dict[str, float]:
+    """The fair floor's parts, each from `workers` processes, timed in step."""
+    db = pymongo.MongoClient(uri).get_default_database()
+    create_indexes(db, "floor_invitations", indexes_of("invitations"))
+    emails = [f"floor{i}@example.net" for i in range(count)]
+    contacts = [d["_id"] for d in db["floor_contacts"].find() if contact_skip_reason(d) is None]
+    parts = max(1, workers)
+    message = prebuilt_message()
+    shares = [
+        (uri, port, message, mine, theirs)
+        for mine, theirs in zip(split(emails, parts), split(contacts[:count], parts), strict=True)
+    ]
+    floor = in_step(floor_worker, shares, FLOOR_PARTS)
+    db.drop_collection("floor_invitations")
+    db.drop_collection("floor_contacts")
+    return floor
+
+
+def benchmark(
+    server: str, server_name: str, users: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    database = f"faf_bench_{os.getpid()}_{users}"
+    uri = database_uri(server, database)
+    pymongo.MongoClient(server).drop_database(database)
+    store = connect(load_settings(mongodb_uri=uri))
+    for collection in ("users", "contacts", "invitations"):
+        create_indexes(store.db, collection, indexes_of(collection))
+    store.indexes.ensure()
+    now = datetime.now(UTC)
+    month = Month.containing(now, load_settings().zone)
+    month = Month(month.year - 1, 12) if month.month == 1 else Month(month.year, month.month - 1)
+    started = time.perf_counter()
+    seeded = seed(
+        store, SeedPlan(users=users, contacts_per_user=args.contacts), now - timedelta(days=40)
+    )
+    copy_contacts(store)
+    seconds = time.perf_counter() - started
+    print(
+        f"\nseeded {seeded.users} users, {seeded.contacts} contacts "
+        f"({seeded.eligible_contacts} eligible) in {seconds:.1f} s",
+        flush=True,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="faf-sink-") as dump:
+        dump_dir = Path(dump)
         os.chmod(dump_dir, 0o755)  # smtp-sink, as nobody, must reach the folders below
         (dump_dir / "run").mkdir()
         (dump_dir / "floor").mkdir()
-
-        store = connect(load_settings(mongodb_uri=uri))
-        now = datetime.now(UTC)
-        month = Month.containing(now, load_settings().zone)
-        month = (
-            Month(month.year - 1, 12) if month.month == 1 else Month(month.year, month.month - 1)
+        counters = (
+            ScanCounters(database) if args.server == "documentdb" and not args.mongodb_uri else None
         )
-        started = time.perf_counter()
-        plan = SeedPlan(users=args.users, contacts_per_user=args.contacts)
-        seeded = seed(store, plan, now - timedelta(days=40))
-        store.indexes.ensure()
-        print(
-            f"seeded {seeded.users} users, {seeded.contacts} contacts "
-            f"({seeded.eligible_contacts} eligible) in {time.perf_counter() - started:.1f} s",
-            flush=True,
-        )
-
+        if counters:
+            counters.start()
         with smtp_sink(dump_dir / "run") as port:
             env = {
                 **os.environ,
@@ -175,49 +214,95 @@ def main() -> int:
                 "SMTP_URL": f"smtp://127.0.0.1:{port}?security=none",
             }
             env.pop("EMAIL_TRANSPORT", None)
-            run = run_scheduler(
-                env, ["monthly-invitations", "--month", str(month), "--workers", str(args.workers)]
-            )
+            command = ["monthly-invitations", "--month", str(month)]
+            if args.workers is not None:
+                command += ["--workers", str(args.workers)]
+            run = run_scheduler(env, command)
+        seen_scans = scans(counters)
         received = count_recipients(dump_dir / "run")
-
         invitations = store.db["invitations"]
+        count = seeded.eligible_contacts
         checks = {
-            "one invitation per eligible contact": invitations.count_documents({})
-            == seeded.eligible_contacts,
-            "every invitation sent": invitations.count_documents({"status": "sent"})
-            == seeded.eligible_contacts,
-            "one message per eligible contact": len(received) == seeded.eligible_contacts
+            "one invitation per eligible contact": invitations.count_documents({}) == count,
+            "every invitation sent": invitations.count_documents({"status": "sent"}) == count,
+            "one message per eligible contact": len(received) == count
             and set(received.values()) <= {1},
-            "run succeeded": run["exit"] == 0,
+            "run succeeded": run.exit == 0,
         }
-
+        workers = args.workers if args.workers is not None else load_settings().max_workers
         with smtp_sink(dump_dir / "floor") as port:
-            floor = measure_floor(uri, database, seeded.eligible_contacts, port, args.workers)
-        if args.mongodb_uri:  # the embedded server's data go away with it
-            pymongo.MongoClient(server).drop_database(database)
+            floor = measure_floor(uri, count, port, workers)
+    pymongo.MongoClient(server).drop_database(database)
 
-    count = seeded.eligible_contacts
-    stats = run["report"]["stats"]
-    print()
-    print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total // MB} MB; "
-          f"server: {server_name}; "
-          f"workers: {args.workers}")  # fmt: skip
-    print(f"data: {args.users} users x {args.contacts} contacts, {count} eligible")
-    print(f"run:   {run['wall']:8.1f} s  {count / run['wall']:8.0f} invitations/s  "
-          f"peak memory {run['peak'] / MB:6.1f} MB (tree, PSS; the job record says "
-          f"{run['report']['peakMemoryMB']} MB)")  # fmt: skip
-    print(f"       CPU of the scheduler's process tree: {run['cpu']:.1f} s "
-          f"({run['cpu'] / count * 1000:.2f} ms per invitation); the rest of the wall time "
-          "is spent waiting on the database server and the sink")  # fmt: skip
-    print(f"floor: {floor['total']:8.1f} s  {count / floor['total']:8.0f} invitations/s  "
-          f"(bulk insert {floor['insert']:.1f} s + pre-built sends "
-          f"{floor['send']:.1f} s)")  # fmt: skip
-    print(f"ratio run/floor: {run['wall'] / floor['total']:.2f}")
-    print(f"job stats: sent {stats['sentInvitations']}, failed {stats['failedInvitations']}, "
-          f"skipped contacts {stats['skippedContacts']}")  # fmt: skip
+    print(f"data: {users} users x {args.contacts} contacts, {count} eligible; workers: {workers}")
+    print(f"run:   {run.wall:8.1f} s  {count / run.wall:8.0f} invitations/s")
+    parts = ", ".join(f"{name} {s:.1f} s" for name, s in floor.items() if name != "total")
+    print(f"floor: {floor['total']:8.1f} s  {count / floor['total']:8.0f} invitations/s  ({parts})")
+    ratio = run.wall / floor["total"]
+    print(f"ratio run/floor: {ratio:.2f}")
+    figures = costs(run, count, "invitation")
+    stats = run.report.get("stats", {})
+    print(
+        f"job stats: sent {stats.get('sentInvitations')}, "
+        f"failed {stats.get('failedInvitations')}, skipped contacts {stats.get('skippedContacts')}"
+    )
     for name, ok in checks.items():
         print(f"check: {name}: {'ok' if ok else 'FAILED'}")
-    return 0 if all(checks.values()) else 1
+    return {"users": users, "ratio": ratio, "figures": figures, "checks": checks,
+            "scans": seen_scans, "workers": workers}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--users",
+        type=int,
+        nargs="+",
+        default=[5000],
+        help="one run per count; with two or more, memory flatness is checked",
+    )
+    parser.add_argument("--contacts", type=int, default=20)
+    parser.add_argument("--workers", type=int, help="default: SCHEDULER_MAX_WORKERS (4)")
+    add_server_options(parser)
+    args = parser.parse_args()
+
+    results = []
+    with benchmark_server(args.server, args.mongodb_uri) as (server, server_name):
+        header(
+            server_name, args.workers if args.workers is not None else load_settings().max_workers
+        )
+        for users in args.users:
+            results.append(benchmark(server, server_name, users, args))
+
+    print("\ntargets:")
+    ok = all(all(result["checks"].values()) for result in results)
+    for result in results:
+        figures, label = result["figures"], f"{result['users']} users"
+        for name, value, target in (
+            ("CPU per invitation (ms)", figures["cpu_ms"], TARGET_CPU_MS),
+            ("database round trips per invitation", figures["round_trips"], TARGET_ROUND_TRIPS),
+            ("run / fair floor", result["ratio"], TARGET_RATIO),
+        ):
+            print(
+                f"  {label}: {name} {value:.3f} <= {target}: {'ok' if value <= target else 'OVER'}"
+            )
+        if args.workers is None:
+            peak = figures["peak_mb"]
+            verdict = "ok" if peak <= TARGET_DEFAULT_PEAK_MB else "OVER"
+            print(
+                f"  {label}: peak memory with the default settings {peak:.1f} MB <= "
+                f"{TARGET_DEFAULT_PEAK_MB}: {verdict}"
+            )
+        for name, (seq, _) in result["scans"].items():
+            print(f"  {label}: sequential scans of {name}: {seq}")
+    if len(results) > 1:
+        small, large = results[0]["figures"]["peak_mb"], results[-1]["figures"]["peak_mb"]
+        flat = large <= small * 1.1
+        print(
+            f"  memory: {results[-1]['users']} users {large:.1f} MB within 10 % of "
+            f"{results[0]['users']} users {small:.1f} MB: {'ok' if flat else 'OVER'}"
+        )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,15 +1,22 @@
-"""Benchmark: reminders end to end over a backlog of sent invitations.
+"""Benchmark: reminders end to end over a backlog of sent invitations, against
+a fair floor measured in the same run.
 
-    .venv/bin/python benchmarks/reminders.py --invitations 100000 --due-share 0.6
+    .venv/bin/python benchmarks/reminders.py --server documentdb --invitations 100000
 
-Seeds --invitations `sent` invitations (the monthly benchmark's users and
-contacts: 20 per user), a --due-share of them sent 3 to 6 days ago (due their
-first reminder) and the rest 1 day ago (not due), then runs
+Seeds --invitations `sent` invitations (users with 20 contacts each), a
+--due-share of them sent 3 to 6 days ago (due their first reminder) and the
+rest 1 day ago (not due), with the app's own indexes and the scheduler's; runs
 `formafriend-scheduler reminders` as a subprocess against the MongoDB-wire
-server and Postfix's smtp-sink, with quiet hours open all day. Checks that
-every due invitation got exactly one first reminder and exactly one message,
-and nothing else did; prints reminders per second, wall time, peak memory
-(process tree, PSS) and CPU of the scheduler.
+server and Postfix's smtp-sink, with quiet hours open around the current hour,
+its process tree sampled for memory and its costs counted in each process
+(benchmarks/probe). Checks that every due invitation got exactly one first
+reminder and exactly one message, and nothing else did.
+
+The fair floor, in the same run, on a copy of the invitations with the same
+indexes: reading the due invitations with the same query (one cursor), then,
+from as many processes as the run has workers, pushing each one's reminder
+with bulk UpdateOne by _id guarded by "no first reminder yet", 20 at a time,
+and sending the same number of pre-built messages (MAIL, RCPT, DATA pipelined).
 """
 
 from __future__ import annotations
@@ -20,36 +27,54 @@ import random
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-import psutil
 import pymongo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
-    MB,
+    ScanCounters,
     add_server_options,
     benchmark_server,
+    bulk_by_id,
+    costs,
     count_recipients,
+    create_indexes,
+    database_uri,
+    header,
+    in_step,
+    indexes_of,
     run_scheduler,
+    scans,
+    send_prebuilt,
     smtp_sink,
+    split,
 )
+from benchmarks.monthly_invitations import TARGET_CPU_MS, TARGET_RATIO, TARGET_ROUND_TRIPS
 from formafriend_scheduler.config import load_settings
+from formafriend_scheduler.eligibility import Month
+from formafriend_scheduler.mail.compose import Letter
+from formafriend_scheduler.mail.setup import composer_for
 from formafriend_scheduler.store import connect
-from formafriend_scheduler.store.invitations import new_invitation
+from formafriend_scheduler.store.invitations import new_invitation, reminder_candidates
 
 CONTACTS_PER_USER = 20
+FLOOR_PARTS = ("push reminders", "send")
 
 
 def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[str]:
-    """Users, contacts and `sent` invitations; returns the e-mails due a reminder."""
+    """Users, contacts and `sent` invitations (and their copy for the floor);
+    returns the e-mails due a reminder."""
     rng = random.Random(7)
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri)
     db = client.get_default_database()
+    for collection in ("users", "contacts", "invitations"):
+        create_indexes(db, collection, indexes_of(collection))
+    create_indexes(db, "floor_invitations", indexes_of("invitations"))
     due: set[str] = set()
     made = 0
     users = (count + CONTACTS_PER_USER - 1) // CONTACTS_PER_USER
@@ -89,68 +114,153 @@ def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[s
                     due.add(email)
         db.contacts.insert_many(contacts)
         db.invitations.insert_many(invitations)
+        db.floor_invitations.insert_many(invitations)  # the same documents, _ids included
     client.close()
     return due
+
+
+def floor_worker(uri: str, port: int, message: bytes, ids: list[Any], barrier: Any) -> None:
+    barrier.wait()  # started
+    now = datetime.now(UTC)
+    reminder = {"type": "first", "sentAt": now, "opened": False}
+    pushed = {"$push": {"reminders": reminder}, "$set": {"updatedAt": now}}
+    bulk_by_id(uri, "floor_invitations", ids, pushed, {"reminders.type": {"$ne": "first"}})
+    barrier.wait()
+    send_prebuilt(port, message, [f"floor{i}@example.net" for i in range(len(ids))])
+    barrier.wait()
+
+
+def prebuilt_reminder() -> bytes:
+    now = datetime.now(UTC)
+    letter = Letter(
+        kind="reminder-first",
+        key="0" * 24,
+        tone="friendly",
+        month=Month(2000, 1),
+        token="0" * 64,
+        expires_at=now,
+        timezone=ZoneInfo("Europe/Paris"),
+        sender_name="Camille",
+        recipient_email="floor@example.net",
+        days_left=55,
+    )
+    return composer_for(load_settings()).compose(letter, now).data
+
+
+def measure_floor(uri: str, port: int, workers: int, now: datetime) -> dict[str, float]:
+    settings = load_settings()
+    db = pymongo.MongoClient(uri).get_default_database()
+    query = reminder_candidates(now, settings.first_reminder_days, settings.second_reminder_days)
+    started = time.perf_counter()
+    ids = [doc["_id"] for doc in db["floor_invitations"].find(query, {"_id": 1}).batch_size(1000)]
+    read = time.perf_counter() - started
+    shares = [(uri, port, prebuilt_reminder(), share) for share in split(ids, max(1, workers))]
+    floor = {"read due": read, **in_step(floor_worker, shares, FLOOR_PARTS)}
+    floor["total"] += read
+    db.drop_collection("floor_invitations")
+    return floor
+
+
+def quiet_hours_open_now() -> dict[str, str]:
+    local = datetime.now(UTC).astimezone(ZoneInfo(load_settings().timezone))
+    start, end = local - timedelta(hours=1), local + timedelta(hours=3)
+    return {
+        "SCHEDULER_REMINDER_WINDOW_START": f"{start:%H:%M}",
+        "SCHEDULER_REMINDER_WINDOW_END": f"{end:%H:%M}",
+    }
+
+
+def report(
+    run: Any,
+    floor: dict[str, float],
+    due: int,
+    total: int,
+    workers: int,
+    checks: dict[str, bool],
+    seen_scans: dict[str, tuple[int, int]],
+) -> None:
+    stats = run.report.get("stats", {})
+    sent = stats.get("firstRemindersSent", 0) + stats.get("secondRemindersSent", 0)
+    print(f"backlog: {total} sent invitations, {due} due a reminder; workers: {workers}")
+    print(f"run:   {run.wall:8.1f} s  {due / run.wall:8.0f} reminders/s")
+    parts = ", ".join(f"{name} {s:.1f} s" for name, s in floor.items() if name != "total")
+    print(f"floor: {floor['total']:8.1f} s  {due / floor['total']:8.0f} reminders/s  ({parts})")
+    ratio = run.wall / floor["total"]
+    print(f"ratio run/floor: {ratio:.2f}")
+    figures = costs(run, max(1, due), "reminder")
+    print(f"job stats: checked {stats.get('candidatesChecked')}, sent {sent}, "
+          f"failed {stats.get('failedReminders')}")  # fmt: skip
+    for name, ok in checks.items():
+        print(f"check: {name}: {'ok' if ok else 'FAILED'}")
+    print("\ntargets:")
+    for name, value, target in (
+        ("CPU per reminder (ms)", figures["cpu_ms"], TARGET_CPU_MS),
+        ("database round trips per reminder", figures["round_trips"], TARGET_ROUND_TRIPS),
+        ("run / fair floor", ratio, TARGET_RATIO),
+    ):
+        print(f"  {name} {value:.3f} <= {target}: {'ok' if value <= target else 'OVER'}")
+    for name, (seq, _) in seen_scans.items():
+        print(f"  sequential scans of {name}: {seq}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--invitations", type=int, default=100_000)
     parser.add_argument("--due-share", type=float, default=0.6)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, help="default: SCHEDULER_MAX_WORKERS (4)")
     add_server_options(parser)
     args = parser.parse_args()
+    workers = args.workers if args.workers is not None else load_settings().max_workers
 
-    with ExitStack() as stack:
-        server, server_name = stack.enter_context(benchmark_server(args.server, args.mongodb_uri))
+    with benchmark_server(args.server, args.mongodb_uri) as (server, server_name):
+        header(server_name, workers)
         database = f"faf_bench_reminders_{os.getpid()}"
-        uri = server.rstrip("/").split("?")[0] + "/" + database
-        dump_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="faf-sink-")))
-        os.chmod(dump_dir, 0o755)
+        uri = database_uri(server, database)
+        pymongo.MongoClient(server).drop_database(database)
         now = datetime.now(UTC)
         started = time.perf_counter()
         due = seed_backlog(uri, args.invitations, args.due_share, now)
         store = connect(load_settings(mongodb_uri=uri))
         store.indexes.ensure()
         total = store.db["invitations"].count_documents({})
-        seconds = time.perf_counter() - started
-        print(f"seeded {total} sent invitations ({len(due)} due) in {seconds:.1f} s")
+        print(f"seeded {total} sent invitations ({len(due)} due) in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
 
-        with smtp_sink(dump_dir) as port:
-            env = {
-                **os.environ,
-                "MONGODB_URI": uri,
-                "SMTP_URL": f"smtp://127.0.0.1:{port}?security=none",
-                "SCHEDULER_REMINDER_WINDOW_START": "00:00",
-                "SCHEDULER_REMINDER_WINDOW_END": "23:59",
+        with tempfile.TemporaryDirectory(prefix="faf-sink-") as dump:
+            dump_dir = Path(dump)
+            os.chmod(dump_dir, 0o755)
+            (dump_dir / "run").mkdir()
+            (dump_dir / "floor").mkdir()
+            counters = None
+            if args.server == "documentdb" and not args.mongodb_uri:
+                counters = ScanCounters(database)
+                counters.start()
+            with smtp_sink(dump_dir / "run") as port:
+                env = {
+                    **os.environ,
+                    "MONGODB_URI": uri,
+                    "SMTP_URL": f"smtp://127.0.0.1:{port}?security=none",
+                    **quiet_hours_open_now(),
+                }
+                env.pop("EMAIL_TRANSPORT", None)
+                command = ["reminders"]
+                if args.workers is not None:
+                    command += ["--workers", str(args.workers)]
+                run = run_scheduler(env, command)
+            seen_scans = scans(counters)
+            received = count_recipients(dump_dir / "run")
+            reminded = store.db["invitations"].count_documents({"reminders.type": "first"})
+            checks = {
+                "one first reminder per due invitation": reminded == len(due),
+                "one message per due invitation, none to others": set(received) == due
+                and set(received.values()) <= {1},
+                "run succeeded": run.exit == 0,
             }
-            env.pop("EMAIL_TRANSPORT", None)
-            run = run_scheduler(env, ["reminders", "--workers", str(args.workers)])
-        received = count_recipients(dump_dir)
-        reminded = store.db["invitations"].count_documents({"reminders.type": "first"})
-        checks = {
-            "one first reminder per due invitation": reminded == len(due),
-            "one message per due invitation, none to others": set(received) == due
-            and set(received.values()) <= {1},
-            "run succeeded": run["exit"] == 0,
-        }
-        if args.mongodb_uri:
-            pymongo.MongoClient(server).drop_database(database)
+            with smtp_sink(dump_dir / "floor") as port:
+                floor = measure_floor(uri, port, workers, now)
+        pymongo.MongoClient(server).drop_database(database)
 
-    stats = run["report"]["stats"]
-    sent = stats["firstRemindersSent"] + stats["secondRemindersSent"]
-    print()
-    print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total // MB} MB; "
-          f"server: {server_name}; "
-          f"workers: {args.workers}")  # fmt: skip
-    print(f"backlog: {total} sent invitations, {len(due)} due a reminder")
-    print(f"run: {run['wall']:8.1f} s  {sent / run['wall']:8.0f} reminders/s  "
-          f"peak memory {run['peak'] / MB:6.1f} MB (tree, PSS)  "
-          f"scheduler CPU {run['cpu']:.1f} s")  # fmt: skip
-    print(f"job stats: checked {stats['candidatesChecked']}, sent {sent}, "
-          f"failed {stats['failedReminders']}")  # fmt: skip
-    for name, ok in checks.items():
-        print(f"check: {name}: {'ok' if ok else 'FAILED'}")
+    report(run, floor, len(due), total, workers, checks, seen_scans)
     return 0 if all(checks.values()) else 1
 
 

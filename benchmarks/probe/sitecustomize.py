@@ -1,0 +1,78 @@
+"""Loaded by every Python process of a benchmarked run (benchmarks/common.py
+puts this folder on PYTHONPATH, with FAF_PROBE_DIR set), and only there.
+
+Counts what a run costs whatever the server: MongoDB commands (each a round
+trip, from PyMongo's command monitoring), SMTP commands (each line the client
+writes: EHLO, MAIL, RCPT, DATA, the message, QUIT...), and the process's own
+CPU time. At exit (also a worker forked from multiprocessing's fork server,
+which skips atexit) each process writes `<pid>.json` into FAF_PROBE_DIR; the
+benchmark adds them up for the whole process tree.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import resource
+from collections import Counter
+from pathlib import Path
+
+_DIR = os.environ.get("FAF_PROBE_DIR")
+
+if _DIR:
+    import smtplib
+    from multiprocessing.util import Finalize, register_after_fork
+
+    from pymongo import monitoring
+
+    commands: Counter[str] = Counter()
+    smtp = Counter[str]()
+
+    class _Commands(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            # "update invitations": the command and the collection it names
+            target = event.command.get(event.command_name)
+            name = event.command_name
+            commands[f"{name} {target}" if isinstance(target, str) else name] += 1
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            return None
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            return None
+
+    monitoring.register(_Commands())
+    _send = smtplib.SMTP.send
+
+    def _counting_send(self: smtplib.SMTP, data: str | bytes) -> None:
+        smtp["writes"] += 1
+        raw = data.encode() if isinstance(data, str) else data
+        # A message (ending with CRLF . CRLF) is one command; commands are lines.
+        smtp["commands"] += 1 if raw.endswith(b"\r\n.\r\n") else raw.count(b"\r\n")
+        _send(self, data)
+
+    smtplib.SMTP.send = _counting_send  # type: ignore[method-assign]
+
+    def _write() -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        report = {
+            "commands": dict(commands),
+            "smtp_commands": smtp["commands"],
+            "smtp_writes": smtp["writes"],
+            "user": usage.ru_utime,
+            "system": usage.ru_stime,
+        }
+        Path(_DIR, f"{os.getpid()}.json").write_text(json.dumps(report))
+
+    atexit.register(_write)
+
+    def _in_forked_worker(_: object) -> None:
+        # A worker forked from multiprocessing's fork server ends with
+        # os._exit(), which skips atexit, after running multiprocessing's
+        # finalizers (which the fork server's own registry does not carry).
+        commands.clear()
+        smtp.clear()
+        Finalize(None, _write, exitpriority=0)
+
+    register_after_fork(commands, _in_forked_worker)
