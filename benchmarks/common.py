@@ -163,13 +163,16 @@ def count_recipients(dump_dir: Path) -> Counter[str]:
 
 
 class TreeMemory:
-    """Samples a process tree's memory (PSS sum) every `interval` seconds."""
+    """Samples a process tree's memory (PSS sum) every `interval` seconds, and
+    each process's CPU time as last seen (a worker forked from the fork server
+    is not the run's child: its CPU never reaches RUSAGE_CHILDREN)."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self._process = psutil.Process(pid)
         self._interval = interval
         self._stop = threading.Event()
         self.peak = 0
+        self.cpu: dict[int, float] = {}
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
@@ -177,7 +180,12 @@ class TreeMemory:
         while not self._stop.wait(self._interval):
             try:
                 self.peak = max(self.peak, process_tree_memory(self._process))
+                for process in [self._process, *self._process.children(recursive=True)]:
+                    times = process.cpu_times()
+                    self.cpu[process.pid] = times.user + times.system
             except psutil.NoSuchProcess:
+                continue
+            except psutil.Error:
                 return
 
     def stop(self) -> int:
@@ -232,12 +240,18 @@ def run_scheduler(env: dict[str, str], arguments: list[str]) -> Run:
         wall = time.perf_counter() - started
         run = Run(wall, children_cpu() - cpu_before, memory.stop(), process.returncode, {})
         run.report = json.loads(stdout) if stdout.strip() else {}
+        # Each process's CPU: as it counted itself at exit (the probe), or as
+        # last sampled when it did not get to (at most 0.1 s short).
+        cpu = dict(memory.cpu)
         for path in Path(probe_dir).glob("*.json"):
             counted = json.loads(path.read_text())
+            pid = int(path.stem)
+            cpu[pid] = max(cpu.get(pid, 0.0), counted["user"] + counted["system"])
             run.commands.update(counted["commands"])
             run.smtp_commands += counted["smtp_commands"]
             run.smtp_writes += counted["smtp_writes"]
             run.processes += 1
+        run.cpu = max(run.cpu, sum(cpu.values()))
     return run
 
 

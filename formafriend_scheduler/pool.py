@@ -12,6 +12,7 @@ lazily from an iterator, so it never holds more than one task per worker.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.forkserver
@@ -231,7 +232,14 @@ class ProcessPool:
         worker.connection.close()
 
     def run(self, tasks: Iterable[Task], should_stop: StopCheck, on_result: ResultCallback) -> None:
-        pending: Iterator[Task] = iter(tasks)
+        first = next(iter_tasks := iter(tasks), None)
+        if first is None:
+            # Nothing to do (an hourly run with nobody due): no worker is
+            # started. Over 50,000 users found done on DocumentDB the run took
+            # 2.85 s and 1.93 s of CPU with the fork server and its workers
+            # started, 1.87 s and 1.27 s without.
+            return
+        pending: Iterator[Task] = itertools.chain([first], iter_tasks)
         retries: deque[Task] = deque()
         exhausted = False
         while len(self._workers) < self._size:

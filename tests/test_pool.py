@@ -66,6 +66,13 @@ def test_every_task_gets_one_result_from_several_processes() -> None:
     assert os.getpid() not in {r.stats["pid"] for r in results.values()}
 
 
+def test_a_run_with_no_task_starts_no_worker() -> None:
+    # An hourly run with nobody due: no fork server, no worker.
+    before = set(psutil.Process().children(recursive=True))
+    assert run(ProcessPool(ToyFactory(), 2, task_timeout=30), []) == {}
+    assert set(psutil.Process().children(recursive=True)) == before
+
+
 def test_a_task_that_raises_fails_alone() -> None:
     results = run(ProcessPool(ToyFactory(), 1, task_timeout=30), tasks("ok", "raise", "ok"))
     assert results[2].failure == "ValueError: bad batch"

@@ -15,10 +15,15 @@ import atexit
 import json
 import os
 import resource
+import sys
 from collections import Counter
 from pathlib import Path
 
 _DIR = os.environ.get("FAF_PROBE_DIR")
+if any("resource_tracker" in arg for arg in sys.orig_argv):
+    # multiprocessing's resource tracker makes no MongoDB or SMTP command and
+    # never imports PyMongo: counting in it would add 10 MB to the tree.
+    _DIR = None
 
 if _DIR:
     import smtplib
