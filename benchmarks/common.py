@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psutil
 import pymongo
@@ -30,6 +31,10 @@ import pymongo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from formafriend_scheduler.config import load_settings  # noqa: E402
+from formafriend_scheduler.eligibility import Month  # noqa: E402
+from formafriend_scheduler.mail.compose import Kind, Letter  # noqa: E402
+from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
 from formafriend_scheduler.memory import process_tree_memory  # noqa: E402
 from tests.appdata import create_indexes, indexes_of  # noqa: E402, F401 (re-exported)
 from tests.pgstats import ScanCounters  # noqa: E402 (re-exported)
@@ -118,6 +123,35 @@ def benchmark_server(kind: str, given_uri: str | None) -> Iterator[tuple[str, st
 
 def database_uri(server: str, database: str) -> str:
     return server.rstrip("/").split("?")[0] + "/" + database
+
+
+# -- what every benchmark's run needs ------------------------------------------------
+
+
+def scheduler_env(uri: str, sink_port: int, **extra: str) -> dict[str, str]:
+    """The environment of a benchmarked run: its database, the sink, SMTP only."""
+    env = {**os.environ, "MONGODB_URI": uri,
+           "SMTP_URL": f"smtp://127.0.0.1:{sink_port}?security=none", **extra}  # fmt: skip
+    env.pop("EMAIL_TRANSPORT", None)
+    return env
+
+
+def started_scan_counters(args: argparse.Namespace, database: str) -> ScanCounters | None:
+    """PostgreSQL's scan counters, started, when the benchmark started DocumentDB."""
+    if args.server != "documentdb" or args.mongodb_uri:
+        return None
+    counters = ScanCounters(database)
+    counters.start()
+    return counters
+
+
+def prebuilt_message(kind: Kind, **fields: Any) -> bytes:
+    """One message of `kind` as the scheduler composes it, for the floor to send."""
+    now = datetime.now(UTC)
+    letter = Letter(kind=kind, key="0" * 24, tone="friendly", month=Month(2000, 1),
+                    token="0" * 64, expires_at=now, timezone=ZoneInfo("Europe/Paris"),
+                    recipient_email="floor@example.net", **fields)  # fmt: skip
+    return composer_for(load_settings()).compose(letter, now).data
 
 
 # -- the sink ----------------------------------------------------------------------

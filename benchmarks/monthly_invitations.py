@@ -42,14 +42,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pymongo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
-    ScanCounters,
     add_server_options,
     benchmark_server,
     bulk_by_id,
@@ -60,16 +58,17 @@ from benchmarks.common import (
     header,
     in_step,
     indexes_of,
+    prebuilt_message,
     run_scheduler,
     scans,
+    scheduler_env,
     send_prebuilt,
     smtp_sink,
     split,
+    started_scan_counters,
 )
 from formafriend_scheduler.config import load_settings
 from formafriend_scheduler.eligibility import Month, contact_skip_reason
-from formafriend_scheduler.mail.compose import Letter
-from formafriend_scheduler.mail.setup import composer_for
 from formafriend_scheduler.seed import SeedPlan, seed
 from formafriend_scheduler.store import connect
 from formafriend_scheduler.store.invitations import new_invitation
@@ -137,23 +136,6 @@ def copy_contacts(store: Any) -> None:
         db["floor_contacts"].insert_many(batch)
 
 
-def prebuilt_message() -> bytes:
-    now = datetime.now(UTC)
-    letter = Letter(
-        kind="invitation",
-        key="0" * 24,
-        tone="friendly",
-        month=Month(2000, 1),
-        token="0" * 64,
-        expires_at=now,
-        timezone=ZoneInfo("Europe/Paris"),
-        sender_name="Camille Martin",
-        recipient_email="floor@example.net",
-        recipient_first_name="Léa",
-    )
-    return composer_for(load_settings()).compose(letter, now).data
-
-
 def measure_floor(uri: str, count: int, port: int, workers: int) -> dict[str, float]:
     """The fair floor's parts, each from `workers` processes, timed in step."""
     db = pymongo.MongoClient(uri).get_default_database()
@@ -161,7 +143,9 @@ def measure_floor(uri: str, count: int, port: int, workers: int) -> dict[str, fl
     emails = [f"floor{i}@example.net" for i in range(count)]
     contacts = [d["_id"] for d in db["floor_contacts"].find() if contact_skip_reason(d) is None]
     parts = max(1, workers)
-    message = prebuilt_message()
+    message = prebuilt_message(
+        "invitation", sender_name="Camille Martin", recipient_first_name="Léa"
+    )
     shares = [
         (uri, port, message, mine, theirs)
         for mine, theirs in zip(split(emails, parts), split(contacts[:count], parts), strict=True)
@@ -202,18 +186,9 @@ def benchmark(
         os.chmod(dump_dir, 0o755)  # smtp-sink, as nobody, must reach the folders below
         (dump_dir / "run").mkdir()
         (dump_dir / "floor").mkdir()
-        counters = (
-            ScanCounters(database) if args.server == "documentdb" and not args.mongodb_uri else None
-        )
-        if counters:
-            counters.start()
+        counters = started_scan_counters(args, database)
         with smtp_sink(dump_dir / "run") as port:
-            env = {
-                **os.environ,
-                "MONGODB_URI": uri,
-                "SMTP_URL": f"smtp://127.0.0.1:{port}?security=none",
-            }
-            env.pop("EMAIL_TRANSPORT", None)
+            env = scheduler_env(uri, port)
             command = ["monthly-invitations", "--month", str(month)]
             if args.workers is not None:
                 command += ["--workers", str(args.workers)]

@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
     Run,
-    ScanCounters,
     add_server_options,
     benchmark_server,
     create_indexes,
@@ -44,7 +43,9 @@ from benchmarks.common import (
     indexes_of,
     run_scheduler,
     scans,
+    scheduler_env,
     smtp_sink,
+    started_scan_counters,
 )
 from formafriend_scheduler.config import load_settings
 from formafriend_scheduler.eligibility import Month
@@ -175,17 +176,8 @@ def main() -> int:
         sink = tempfile.TemporaryDirectory(prefix="faf-sink-")
         os.chmod(sink.name, 0o755)  # smtp-sink runs as nobody
         port = stack.enter_context(smtp_sink(Path(sink.name)))
-        env = {
-            **os.environ,
-            "MONGODB_URI": uri,
-            "SMTP_URL": f"smtp://127.0.0.1:{port}?security=none",
-        }
-        env.pop("EMAIL_TRANSPORT", None)
-        counters = (
-            ScanCounters(database) if args.server == "documentdb" and not args.mongodb_uri else None
-        )
-        if counters:
-            counters.start()
+        env = scheduler_env(uri, port)
+        counters = started_scan_counters(args, database)
         hourly = best_of_three(env, ["monthly-invitations"])
         seen = scans(counters)
         stats = hourly.report.get("stats", {})

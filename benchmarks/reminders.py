@@ -37,7 +37,6 @@ import pymongo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
-    ScanCounters,
     add_server_options,
     benchmark_server,
     bulk_by_id,
@@ -48,17 +47,17 @@ from benchmarks.common import (
     header,
     in_step,
     indexes_of,
+    prebuilt_message,
     run_scheduler,
     scans,
+    scheduler_env,
     send_prebuilt,
     smtp_sink,
     split,
+    started_scan_counters,
 )
 from benchmarks.monthly_invitations import TARGET_CPU_MS, TARGET_RATIO, TARGET_ROUND_TRIPS
 from formafriend_scheduler.config import load_settings
-from formafriend_scheduler.eligibility import Month
-from formafriend_scheduler.mail.compose import Letter
-from formafriend_scheduler.mail.setup import composer_for
 from formafriend_scheduler.store import connect
 from formafriend_scheduler.store.invitations import new_invitation, reminder_candidates
 
@@ -130,23 +129,6 @@ def floor_worker(uri: str, port: int, message: bytes, ids: list[Any], barrier: A
     barrier.wait()
 
 
-def prebuilt_reminder() -> bytes:
-    now = datetime.now(UTC)
-    letter = Letter(
-        kind="reminder-first",
-        key="0" * 24,
-        tone="friendly",
-        month=Month(2000, 1),
-        token="0" * 64,
-        expires_at=now,
-        timezone=ZoneInfo("Europe/Paris"),
-        sender_name="Camille",
-        recipient_email="floor@example.net",
-        days_left=55,
-    )
-    return composer_for(load_settings()).compose(letter, now).data
-
-
 def measure_floor(uri: str, port: int, workers: int, now: datetime) -> dict[str, float]:
     settings = load_settings()
     db = pymongo.MongoClient(uri).get_default_database()
@@ -154,7 +136,8 @@ def measure_floor(uri: str, port: int, workers: int, now: datetime) -> dict[str,
     started = time.perf_counter()
     ids = [doc["_id"] for doc in db["floor_invitations"].find(query, {"_id": 1}).batch_size(1000)]
     read = time.perf_counter() - started
-    shares = [(uri, port, prebuilt_reminder(), share) for share in split(ids, max(1, workers))]
+    message = prebuilt_message("reminder-first", sender_name="Camille", days_left=55)
+    shares = [(uri, port, message, share) for share in split(ids, max(1, workers))]
     floor = {"read due": read, **in_step(floor_worker, shares, FLOOR_PARTS)}
     floor["total"] += read
     db.drop_collection("floor_invitations")
@@ -231,18 +214,9 @@ def main() -> int:
             os.chmod(dump_dir, 0o755)
             (dump_dir / "run").mkdir()
             (dump_dir / "floor").mkdir()
-            counters = None
-            if args.server == "documentdb" and not args.mongodb_uri:
-                counters = ScanCounters(database)
-                counters.start()
+            counters = started_scan_counters(args, database)
             with smtp_sink(dump_dir / "run") as port:
-                env = {
-                    **os.environ,
-                    "MONGODB_URI": uri,
-                    "SMTP_URL": f"smtp://127.0.0.1:{port}?security=none",
-                    **quiet_hours_open_now(),
-                }
-                env.pop("EMAIL_TRANSPORT", None)
+                env = scheduler_env(uri, port, **quiet_hours_open_now())
                 command = ["reminders"]
                 if args.workers is not None:
                     command += ["--workers", str(args.workers)]
