@@ -277,6 +277,8 @@ def run_scheduler(env: dict[str, str], arguments: list[str]) -> Run:
         # Each process's CPU: as it counted itself at exit (the probe), or as
         # last sampled when it did not get to (at most 0.1 s short).
         cpu = dict(memory.cpu)
+        if os.environ.get("FAF_KEEP_PROBE"):
+            shutil.copytree(probe_dir, os.environ["FAF_KEEP_PROBE"], dirs_exist_ok=True)
         for path in Path(probe_dir).glob("*.json"):
             counted = json.loads(path.read_text())
             pid = int(path.stem)
@@ -334,17 +336,27 @@ def in_step(target: Any, shares: list[tuple[Any, ...]], parts: Sequence[str]) ->
     for process in processes:
         process.start()
     barrier.wait()
+    # The floor's own CPU, start-up excluded: each process read once all are
+    # started and again once the last part is done.
+    cpu_started = [_cpu_seconds(process.pid) for process in processes]
     times: dict[str, float] = {}
     for part in parts:
         started = time.perf_counter()
         barrier.wait()
         times[part] = time.perf_counter() - started
+    cpu_done = [_cpu_seconds(process.pid) for process in processes]
     for process in processes:
         process.join()
         if process.exitcode != 0:
             raise RuntimeError(f"a floor process failed ({process.exitcode})")
     times["total"] = sum(times.values())
+    times["cpu"] = sum(cpu_done) - sum(cpu_started)
     return times
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def bulk_by_id(
@@ -374,6 +386,14 @@ def header(server_name: str, workers: int) -> None:
         f"{psutil.virtual_memory().total // MB} MB; server: {server_name}; workers: {workers}"
     )
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+
+
+def print_floor(floor: dict[str, float], items: int, what: str) -> None:
+    """The floor's time, each of its parts, and its own CPU per item (start-up excluded)."""
+    timed = {name: s for name, s in floor.items() if name not in ("total", "cpu")}
+    parts = ", ".join(f"{name} {s:.1f} s" for name, s in timed.items())
+    print(f"floor: {floor['total']:8.1f} s  {items / floor['total']:8.0f} {what}s/s  ({parts}); "
+          f"CPU {floor['cpu'] / items * 1000:.3f} ms per {what}")  # fmt: skip
 
 
 def costs(run: Run, items: int, what: str) -> dict[str, float]:

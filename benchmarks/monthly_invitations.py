@@ -59,6 +59,7 @@ from benchmarks.common import (
     in_step,
     indexes_of,
     prebuilt_message,
+    print_floor,
     run_scheduler,
     scans,
     scheduler_env,
@@ -211,8 +212,7 @@ def benchmark(
 
     print(f"data: {users} users x {args.contacts} contacts, {count} eligible; workers: {workers}")
     print(f"run:   {run.wall:8.1f} s  {count / run.wall:8.0f} invitations/s")
-    parts = ", ".join(f"{name} {s:.1f} s" for name, s in floor.items() if name != "total")
-    print(f"floor: {floor['total']:8.1f} s  {count / floor['total']:8.0f} invitations/s  ({parts})")
+    print_floor(floor, count, "invitation")
     ratio = run.wall / floor["total"]
     print(f"ratio run/floor: {ratio:.2f}")
     figures = costs(run, count, "invitation")

@@ -48,6 +48,7 @@ from benchmarks.common import (
     in_step,
     indexes_of,
     prebuilt_message,
+    print_floor,
     run_scheduler,
     scans,
     scheduler_env,
@@ -166,8 +167,7 @@ def report(
     sent = stats.get("firstRemindersSent", 0) + stats.get("secondRemindersSent", 0)
     print(f"backlog: {total} sent invitations, {due} due a reminder; workers: {workers}")
     print(f"run:   {run.wall:8.1f} s  {due / run.wall:8.0f} reminders/s")
-    parts = ", ".join(f"{name} {s:.1f} s" for name, s in floor.items() if name != "total")
-    print(f"floor: {floor['total']:8.1f} s  {due / floor['total']:8.0f} reminders/s  ({parts})")
+    print_floor(floor, due, "reminder")
     ratio = run.wall / floor["total"]
     print(f"ratio run/floor: {ratio:.2f}")
     figures = costs(run, max(1, due), "reminder")

@@ -402,8 +402,9 @@ class Runner:
             log.error("could not release the %s lease: %s", lease.job_type, error)
 
     def _memory_watch(self, ctx: JobContext) -> Callable[[int], None]:
-        """Called with each memory sample (every second): the memory limit, its
-        alert threshold, and the alert at 75 % of the duration limit."""
+        """Called with each memory sample (every memory.SAMPLE_SECONDS): the
+        memory limit, its alert threshold, and the alert at 75 % of the
+        duration limit."""
         limit = self._settings.max_memory_mb * MB
         threshold = self._settings.memory_alert_threshold
         duration_limit = self._settings.max_job_duration_hours * 3600

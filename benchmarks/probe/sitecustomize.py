@@ -70,7 +70,22 @@ if _DIR:
         }
         Path(_DIR, f"{os.getpid()}.json").write_text(json.dumps(report))
 
-    atexit.register(_write)
+    _PROFILE = os.environ.get("FAF_PROFILE_DIR")
+    if _PROFILE:
+        import cProfile
+        import time
+
+        # CPU time, not wall: what the run costs, not what it waits on.
+        _profiler = cProfile.Profile(time.process_time)
+        _profiler.enable()
+
+    def _write_all() -> None:
+        _write()
+        if _PROFILE:
+            _profiler.disable()
+            _profiler.dump_stats(str(Path(_PROFILE, f"{os.getpid()}.prof")))
+
+    atexit.register(_write_all)
 
     def _in_forked_worker(_: object) -> None:
         # A worker forked from multiprocessing's fork server ends with
@@ -78,6 +93,9 @@ if _DIR:
         # finalizers (which the fork server's own registry does not carry).
         commands.clear()
         smtp.clear()
-        Finalize(None, _write, exitpriority=0)
+        if _PROFILE:
+            _profiler.clear()
+            _profiler.enable()
+        Finalize(None, _write_all, exitpriority=0)
 
     register_after_fork(commands, _in_forked_worker)

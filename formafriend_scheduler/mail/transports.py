@@ -307,7 +307,6 @@ class SmtpTransport:
         if self._connection is not None:
             return self._connection
         endpoint = self._endpoint
-        context = ssl.create_default_context()
         connection: _Smtp | _SmtpSsl
         if endpoint.security == "tls":
             connection = _SmtpSsl(
@@ -315,7 +314,7 @@ class SmtpTransport:
                 endpoint.port,
                 local_hostname=self._local_hostname,
                 timeout=self._timeout,
-                context=context,
+                context=ssl.create_default_context(),
             )
         else:
             connection = _Smtp(
@@ -325,7 +324,9 @@ class SmtpTransport:
                 timeout=self._timeout,
             )
             if endpoint.security == "starttls":
-                connection.starttls(context=context)
+                # Only when TLS is used: loading the system's CA store costs
+                # 20 ms of CPU per connection.
+                connection.starttls(context=ssl.create_default_context())
         connection.final_reply_timeout = self._final_reply_timeout
         if endpoint.username:
             connection.login(endpoint.username, endpoint.password or "")

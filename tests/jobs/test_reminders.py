@@ -11,6 +11,7 @@ from formafriend_scheduler.clock import FrozenClock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import ExitCode
 from formafriend_scheduler.hooks.events import EventBus
+from formafriend_scheduler.jobs import reminders as reminders_job
 from formafriend_scheduler.jobs.reminders import ReminderOptions, RemindersJob
 from formafriend_scheduler.runner import Runner, RunResult
 from formafriend_scheduler.store import Store, connect
@@ -374,6 +375,26 @@ def test_every_candidate_is_streamed_in_batches_without_a_cap(
     assert result.stats["firstRemindersSent"] == 35
     assert result.stats["batchesProcessed"] == 4
     assert len(smtp_server.recipients()) == 35
+
+
+def test_candidates_read_a_page_at_a_time_are_each_sent_once(
+    mongodb_uri: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of 12 ids read in one query each, cut into batches of 10: the
+    # page and batch edges fall apart, and nothing is lost or sent twice.
+    monkeypatch.setattr(reminders_job, "READ_PAGE", 12)
+    settings = monthly_settings(mongodb_uri, smtp_server.url, invitation_batch_size=10)
+    store = connect(settings)
+    alice = add_user(store)
+    add_contacts(store, alice, *(f"c{i}@x.org" for i in range(35)))
+    for i in range(35):
+        add_invitation(store, alice, f"c{i}@x.org", tracking={"sentAt": SENT + i * MINUTE})
+
+    result = run_reminders(settings, store, FrozenClock(SENT + 4 * DAY))
+
+    assert result.stats["firstRemindersSent"] == 35
+    assert result.stats["batchesProcessed"] == 6  # 10 + 2, 10 + 2, 10 + 1
+    assert sorted(smtp_server.recipients()) == sorted(f"c{i}@x.org" for i in range(35))
 
 
 def test_dry_run_type_and_limit(setup: tuple[Settings, Store], smtp_server: SmtpServer) -> None:
