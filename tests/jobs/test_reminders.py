@@ -360,15 +360,19 @@ def test_a_permanent_refusal_bounces_invitation_and_contact(
     assert contact is not None and contact["emailStatus"] == "bounced_permanent"
 
 
+def add_sent_a_minute_apart(store: Store, count: int) -> None:
+    alice = add_user(store)
+    add_contacts(store, alice, *(f"c{i}@x.org" for i in range(count)))
+    for i in range(count):
+        add_invitation(store, alice, f"c{i}@x.org", tracking={"sentAt": SENT + i * MINUTE})
+
+
 def test_every_candidate_is_streamed_in_batches_without_a_cap(
     mongodb_uri: str, smtp_server: SmtpServer
 ) -> None:
     settings = monthly_settings(mongodb_uri, smtp_server.url, invitation_batch_size=10)
     store = connect(settings)
-    alice = add_user(store)
-    add_contacts(store, alice, *(f"c{i}@x.org" for i in range(35)))
-    for i in range(35):
-        add_invitation(store, alice, f"c{i}@x.org", tracking={"sentAt": SENT + i * MINUTE})
+    add_sent_a_minute_apart(store, 35)
 
     result = run_reminders(settings, store, FrozenClock(SENT + 4 * DAY))
 
@@ -385,10 +389,7 @@ def test_candidates_read_a_page_at_a_time_are_each_sent_once(
     monkeypatch.setattr(reminders_job, "READ_PAGE", 12)
     settings = monthly_settings(mongodb_uri, smtp_server.url, invitation_batch_size=10)
     store = connect(settings)
-    alice = add_user(store)
-    add_contacts(store, alice, *(f"c{i}@x.org" for i in range(35)))
-    for i in range(35):
-        add_invitation(store, alice, f"c{i}@x.org", tracking={"sentAt": SENT + i * MINUTE})
+    add_sent_a_minute_apart(store, 35)
 
     result = run_reminders(settings, store, FrozenClock(SENT + 4 * DAY))
 
