@@ -59,6 +59,7 @@ from benchmarks.common import (
 )
 from benchmarks.monthly_invitations import TARGET_CPU_MS, TARGET_RATIO, TARGET_ROUND_TRIPS
 from formafriend_scheduler.config import load_settings
+from formafriend_scheduler.seed import SeedPlan, sample_contact, sample_user
 from formafriend_scheduler.store import connect
 from formafriend_scheduler.store.invitations import new_invitation, reminder_candidates
 
@@ -78,22 +79,18 @@ def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[s
     due: set[str] = set()
     made = 0
     users = (count + CONTACTS_PER_USER - 1) // CONTACTS_PER_USER
+    # Users as the app shapes them, all on the default schedule: their
+    # timezone is the one the run's quiet hours are opened in.
+    plan = SeedPlan(users=users, contacts_per_user=CONTACTS_PER_USER, default_schedule_share=1.0)
     for start in range(0, users, 50):
-        batch = [
-            {
-                "username": f"user{i}",
-                "email": f"user{i}@example.org",
-                "profile": {"firstName": "Camille"},
-            }
-            for i in range(start, min(users, start + 50))
-        ]
+        batch = [sample_user(rng, i, plan, now) for i in range(start, min(users, start + 50))]
         db.users.insert_many(batch)  # gives each user its _id
         contacts, invitations = [], []
         for user in batch:
             for number in range(min(CONTACTS_PER_USER, count - made)):
                 made += 1
                 email = f"c{number}.{user['username']}@example.net"
-                contacts.append({"ownerId": user["_id"], "email": email, "status": "active"})
+                contacts.append(sample_contact(rng, user["_id"], email, now))
                 is_due = rng.random() < due_share
                 sent_at = now - (
                     timedelta(days=rng.uniform(3.01, 6)) if is_due else timedelta(days=1)

@@ -150,17 +150,27 @@ def is_active_sender(user: dict[str, Any]) -> bool:
 
 
 def cycle_update(
-    user: dict[str, Any], moment: datetime, next_moment: datetime, now: datetime
+    user: dict[str, Any],
+    moment: datetime,
+    next_moment: datetime,
+    now: datetime,
+    *,
+    counted_by_original: bool = False,
 ) -> dict[str, Any]:
     """What a newly completed cycle writes on the user document.
 
-    `statistics.joinedCycles + 1`, unless the original scheduler already
-    counted this month (its `metadata.lastMonthlyJobRun` lies in this month's
-    cycle); `metadata.lastMonthlyJobRun`, moved forward only and not by a
-    backfill whose date would fall in a later month's cycle.
+    `statistics.joinedCycles + 1`, unless the Node.js service already counted
+    this month: it had created the user's invitations for the month before
+    this scheduler took over (`counted_by_original`, from the invitations'
+    `createdAt`), or a `metadata.lastMonthlyJobRun` lies in this month's cycle
+    (the original sets it, Mongoose drops it: only a database written without
+    Mongoose has it). `metadata.lastMonthlyJobRun`, moved forward only and not
+    by a backfill whose date would fall in a later month's cycle.
     """
     last = subdocument(user, "metadata").get("lastMonthlyJobRun")
-    counted = isinstance(last, datetime) and moment <= to_utc(last) < next_moment
+    counted = counted_by_original or (
+        isinstance(last, datetime) and moment <= to_utc(last) < next_moment
+    )
     update: dict[str, Any] = {"$set": {"updatedAt": now}}
     if not counted:
         update["$inc"] = {"statistics.joinedCycles": 1}

@@ -67,9 +67,32 @@ class SeedReport:
     eligible_contacts: int = 0
 
 
-def _user(rng: random.Random, index: int, plan: SeedPlan, now: datetime) -> dict[str, Any]:
+# bcrypt's own base64 alphabet (./A-Za-z0-9), in which its salt and hash are written.
+BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def sample_password_hash(rng: random.Random) -> str:
+    """A bcrypt-shaped `password` ("$2b$10$", 22 characters of salt, 31 of
+    hash: 60 in all), as the app stores after hashing; it is the hash of no
+    known password, so nobody can log in as a sample user."""
+    return "$2b$10$" + "".join(rng.choice(BCRYPT_ALPHABET) for _ in range(53))
+
+
+def sample_user(rng: random.Random, index: int, plan: SeedPlan, now: datetime) -> dict[str, Any]:
+    """A user as the app creates one: every default of the model written out
+    (Mongoose stores defaults on creation), half of them changed."""
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-    preferences: dict[str, Any] = {"emailTemplate": rng.choice(TONES)}
+    preferences: dict[str, Any] = {
+        "sendTime": "18:00",
+        "timezone": "Europe/Paris",
+        "sendDay": 5,
+        "reminderSettings": {
+            "firstReminder": True,
+            "secondReminder": True,
+            "reminderChannel": "email",
+        },
+        "emailTemplate": rng.choice(TONES),
+    }
     if rng.random() >= plan.default_schedule_share:
         preferences.update(
             sendDay=rng.randint(1, plan.max_send_day),
@@ -78,16 +101,42 @@ def _user(rng: random.Random, index: int, plan: SeedPlan, now: datetime) -> dict
         )
     if rng.random() < 0.3:
         preferences["customMessage"] = f"Hâte de vous lire, {first} !"
+    created = now - timedelta(days=400)
     return {
         "username": f"{first.lower()}{index}"[:30],
         "email": f"user{index}@example.org",
+        "password": sample_password_hash(rng),
         "role": "user",
         "profile": {"firstName": first, "lastName": last},
         "metadata": {"isActive": True, "lastActive": now - timedelta(days=rng.randint(0, 30))},
         "preferences": preferences,
-        "statistics": {"totalContacts": plan.contacts_per_user, "joinedCycles": 0},
-        "createdAt": now - timedelta(days=400),
+        "statistics": {
+            "totalContacts": plan.contacts_per_user,
+            "joinedCycles": 0,
+            "totalSubmissions": 0,
+        },
+        "createdAt": created,
         "updatedAt": now - timedelta(days=rng.randint(0, 30)),
+        "__v": 0,
+    }
+
+
+def sample_contact(rng: random.Random, owner_id: Any, email: str, now: datetime) -> dict[str, Any]:
+    """An eligible contact as the app creates one, every default written out."""
+    return {
+        "ownerId": owner_id,
+        "email": email,
+        "firstName": rng.choice(FIRST_NAMES),
+        "lastName": rng.choice(LAST_NAMES),
+        "status": rng.choice(("active", "pending")),
+        "emailStatus": "active",
+        "bounceCount": 0,
+        "optedOut": False,
+        "isActive": True,
+        "tracking": {"invitationsSent": 0, "responsesReceived": 0, "responseRate": 0},
+        "createdAt": now - timedelta(days=300),
+        "updatedAt": now - timedelta(days=30),
+        "__v": 0,
     }
 
 
@@ -95,20 +144,7 @@ def _contacts(
     rng: random.Random, owner: dict[str, Any], index: int, plan: SeedPlan, now: datetime
 ) -> Iterator[dict[str, Any]]:
     for number in range(plan.contacts_per_user):
-        doc: dict[str, Any] = {
-            "ownerId": owner["_id"],
-            "email": f"contact{number}.user{index}@example.net",
-            "firstName": rng.choice(FIRST_NAMES),
-            "lastName": rng.choice(LAST_NAMES),
-            "status": rng.choice(("active", "pending")),
-            "emailStatus": "active",
-            "bounceCount": 0,
-            "optedOut": False,
-            "isActive": True,
-            "tracking": {"invitationsSent": 0, "responsesReceived": 0, "responseRate": 0},
-            "createdAt": now - timedelta(days=300),
-            "updatedAt": now - timedelta(days=30),
-        }
+        doc = sample_contact(rng, owner["_id"], f"contact{number}.user{index}@example.net", now)
         if rng.random() < plan.ineligible_share:
             doc.update(rng.choice(INELIGIBLE_STATES))
         yield doc
@@ -125,7 +161,8 @@ def seed(store: Store, plan: SeedPlan, now: datetime, batch: int = 1000) -> Seed
     users_per_batch = max(1, batch // max(1, plan.contacts_per_user))
     for start in range(0, plan.users, users_per_batch):
         users = [
-            _user(rng, i, plan, now) for i in range(start, min(plan.users, start + users_per_batch))
+            sample_user(rng, i, plan, now)
+            for i in range(start, min(plan.users, start + users_per_batch))
         ]
         report.users += store.insert_documents("users", users)  # assigns each user's _id
         contacts = [

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from formafriend_scheduler.context import JobContext, JobOutcome
@@ -107,6 +108,7 @@ class MonthlyInvitationsJob:
             dry_run=self.options.dry_run,
             rate_slot=shared_rate_slot(),
             lease=ctx.lease.mirror,
+            switch_over=self._switch_over(ctx, month),
         )
         progress = _Progress()
 
@@ -121,6 +123,14 @@ class MonthlyInvitationsJob:
             if not ctx.should_stop():
                 self._send_pass(ctx, pool, progress, month, collect)
         return self._outcome(ctx, progress, month)
+
+    def _switch_over(self, ctx: JobContext, month: Month) -> datetime | None:
+        """When this scheduler took over, when that may fall after the month's
+        first invitations (a day of slack for every timezone); else None, and
+        no worker looks for the Node.js service's invitations."""
+        taken_over = ctx.store.cycles.switch_over(ctx.clock.now(), record=not self.options.dry_run)
+        month_began = datetime(month.year, month.month, 1, tzinfo=UTC) - timedelta(days=1)
+        return taken_over if taken_over > month_began else None
 
     # -- pass 1: users --------------------------------------------------------
 

@@ -77,6 +77,9 @@ class MonthlyWorker:
     transport: Transport
     deliverer: Deliverer
     lease: LeaseMirror
+    # When this scheduler took over from the Node.js service, if that may
+    # fall after the month's invitations began (else None: nothing to check).
+    switch_over: datetime | None = None
 
     def __call__(self, task: Task) -> TaskResult:
         if not self.lease.holds(self.clock.now()):
@@ -131,11 +134,18 @@ class MonthlyWorker:
             if not self.lease.holds(self.clock.now()):
                 completed = []  # no marker from a run that lost its lease
             newly = self.store.cycles.complete(completed, month, self.run_id, now)
+            by_original = self._counted_by_original([uid for uid in completed if uid in newly])
             recorded = self.store.users.record_cycles(
                 [
                     (
                         due[uid][0],
-                        cycle_update(due[uid][0], due[uid][1].moment, due[uid][1].next_moment, now),
+                        cycle_update(
+                            due[uid][0],
+                            due[uid][1].moment,
+                            due[uid][1].next_moment,
+                            now,
+                            counted_by_original=uid in by_original,
+                        ),
                     )
                     for uid in completed
                     if uid in newly
@@ -150,6 +160,15 @@ class MonthlyWorker:
         stats["processedUsers"] += len(due)
         stats["batchesProcessed"] += 1
         return TaskResult(task.task_id, task.kind, dict(stats), errors)
+
+    def _counted_by_original(self, user_ids: list[Any]) -> set[Any]:
+        """Users whose invitations for the month the Node.js service created
+        (before the switch-over): it counted their cycle itself."""
+        if self.switch_over is None or not user_ids:
+            return set()
+        return self.store.invitations.senders_invited_before(
+            user_ids, str(self.month), self.switch_over
+        )
 
     def _invitations_for(
         self,
@@ -275,6 +294,7 @@ class MonthlyWorkerFactory:
     dry_run: bool
     rate_slot: Any  # shared by all workers (mailing.shared_rate_slot)
     lease: LeaseMirror  # the run's lease, as workers see it
+    switch_over: datetime | None = None  # MonthlyWorker.switch_over
 
     def __call__(self) -> MonthlyWorker:
         store, transport, deliverer = worker_deliverer(
@@ -290,4 +310,5 @@ class MonthlyWorkerFactory:
             transport,
             deliverer,
             self.lease,
+            self.switch_over,
         )

@@ -229,6 +229,18 @@ class InvitationRepository(Repository):
         return {(doc.get("fromUserId"), str(doc.get("toEmail", "")).lower()) for doc in found}
 
     @transient
+    def senders_invited_before(
+        self, from_users: list[Any], month: str, before: datetime
+    ) -> set[Any]:
+        """The users among `from_users` with an invitation for `month` created
+        before `before` (the switch-over: by the Node.js service)."""
+        found = self.collection.find(
+            {"fromUserId": {"$in": from_users}, "month": month, "createdAt": {"$lt": before}},
+            {"fromUserId": 1},
+        )
+        return {doc.get("fromUserId") for doc in found}
+
+    @transient
     def queued_page(
         self, month: str, after: Any | None, limit: int, from_users: list[Any] | None = None
     ) -> list[Any]:

@@ -142,6 +142,84 @@ def test_a_user_the_original_scheduler_already_counted_is_not_counted_twice(
     assert user is not None and user["statistics"]["joinedCycles"] == 7
 
 
+def test_a_switch_over_mid_month_counts_each_users_cycle_once(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    # The Node.js service ran on the 5th for Alice (it created her January
+    # invitations, one already opened, and counted her cycle: 3 -> 4) and was
+    # stopped before reaching Bob. Mongoose kept no lastMonthlyJobRun.
+    settings, store = setup
+    clock = at_send_moment()
+    alice = add_user(store, statistics={"joinedCycles": 4})
+    bob = add_user(store, statistics={"joinedCycles": 4})
+    add_contacts(store, alice, "a1@x.org", "a2@x.org", "a3@x.org")
+    add_contacts(store, bob, "b1@x.org", "b2@x.org")
+    created_by_node = clock.now() + timedelta(minutes=2)
+    expires = created_by_node + timedelta(days=60)
+    store.db["invitations"].insert_many(
+        [
+            factories.invitation(alice["_id"], "a1@x.org", "2027-01", expires_at=expires,
+                                 status="sent", createdAt=created_by_node),
+            factories.invitation(alice["_id"], "a2@x.org", "2027-01", expires_at=expires,
+                                 status="opened", createdAt=created_by_node),
+        ]
+    )  # fmt: skip
+    clock.set(datetime(2027, 1, 12, 9, 0, tzinfo=UTC))  # the scheduler takes over
+
+    first = run_monthly(settings, store, clock)
+    clock.advance(timedelta(hours=1))
+    again = run_monthly(settings, store, clock)
+
+    joined = {u["_id"]: u["statistics"]["joinedCycles"] for u in store.db["users"].find()}
+    assert joined == {alice["_id"]: 4, bob["_id"]: 5}
+    assert first.stats["alreadyInvited"] == 2 and first.stats["createdInvitations"] == 3
+    assert sorted(smtp_server.recipients()) == ["a3@x.org", "b1@x.org", "b2@x.org"]
+    assert invitations_of(store, alice)["a2@x.org"]["status"] == "opened"  # never backwards
+    assert again.stats["processedUsers"] == 0
+
+    # February is the scheduler's alone: both counted.
+    clock.set(datetime(2027, 2, 5, 17, 0, tzinfo=UTC))
+    run_monthly(settings, store, clock, month=Month(2027, 2))
+    joined = {u["_id"]: u["statistics"]["joinedCycles"] for u in store.db["users"].find()}
+    assert joined == {alice["_id"]: 5, bob["_id"]: 6}
+
+
+def test_invitations_left_by_this_schedulers_own_crashed_run_still_count_the_cycle(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    # A run inserted Alice's invitations and died before her cycle marker:
+    # they were created after the switch-over, so they are this scheduler's.
+    settings, store = setup
+    clock = at_send_moment()
+    store.cycles.switch_over(clock.now(), record=True)
+    alice = add_user(store, statistics={"joinedCycles": 2})
+    add_contacts(store, alice, "a1@x.org", "a2@x.org")
+    clock.advance(timedelta(minutes=5))
+    store.db["invitations"].insert_one(
+        factories.invitation(alice["_id"], "a1@x.org", "2027-01",
+                             expires_at=clock.now() + timedelta(days=60), status="queued",
+                             createdAt=clock.now())
+    )  # fmt: skip
+    clock.advance(timedelta(minutes=5))
+
+    run_monthly(settings, store, clock)
+
+    user = store.db["users"].find_one({"_id": alice["_id"]})
+    assert user is not None and user["statistics"]["joinedCycles"] == 3
+    assert sorted(smtp_server.recipients()) == ["a1@x.org", "a2@x.org"]
+
+
+def test_the_switch_over_is_recorded_once_and_a_dry_run_records_nothing(
+    setup: tuple[Any, Store],
+) -> None:
+    _, store = setup
+    first = datetime(2027, 1, 12, 9, 0, tzinfo=UTC)
+    assert store.cycles.switch_over(first, record=False) == first
+    assert store.db["scheduler_cycles"].count_documents({}) == 0
+    assert store.cycles.switch_over(first, record=True) == first
+    assert store.cycles.switch_over(first + timedelta(days=40), record=True) == first
+
+
 def test_the_run_creates_the_unique_keys_it_relies_on(
     setup: tuple[Any, Store], smtp_server: SmtpServer
 ) -> None:
