@@ -37,7 +37,7 @@ from formafriend_scheduler.mail.compose import Kind, Letter  # noqa: E402
 from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
 from formafriend_scheduler.memory import process_tree_memory  # noqa: E402
 from tests.appdata import create_indexes, indexes_of  # noqa: E402, F401 (re-exported)
-from tests.pgstats import ScanCounters  # noqa: E402 (re-exported)
+from tests.pgstats import CountersReset, ScanCounters  # noqa: E402 (re-exported)
 from tests.realserver import ferretdb_server  # noqa: E402
 from tests.smtpserver import free_port  # noqa: E402
 
@@ -417,7 +417,11 @@ def costs(run: Run, items: int, what: str) -> dict[str, float]:
 def scans(counters: ScanCounters | None) -> dict[str, tuple[int, int]]:
     if counters is None:
         return {}
-    seen = counters.since_start()
+    try:
+        seen = counters.since_start()
+    except CountersReset as reset:
+        print(f"scans during the run: not counted ({reset})")
+        return {}
     print("scans during the run (PostgreSQL, sequential / index): " + ", ".join(
         f"{name} {seq} / {idx}" for name, (seq, idx) in seen.items()
     ))  # fmt: skip

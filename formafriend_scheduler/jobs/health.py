@@ -54,15 +54,25 @@ def check_mongodb(store: Store) -> Check:
 
 
 def check_indexes(store: Store) -> Check:
-    missing = [
-        state.spec.describe() for state in store.indexes.check(ALL_INDEXES) if not state.present
-    ]
+    missing = [state.spec for state in store.indexes.check(ALL_INDEXES) if not state.present]
     if missing:
+        dropped = [spec for spec in missing if spec.added_to_app]
+        because = (
+            " (added by the scheduler to the app's collections: the app's Mongoose "
+            "syncIndexes() drops them)"
+            if dropped
+            else ""
+        )
         return Check(
             "indexes",
             HealthCode.WARNING,
-            f"{len(missing)} required index(es) missing; run `formafriend-scheduler init-db`",
-            {"missing": missing},
+            f"missing: {'; '.join(spec.describe() for spec in missing)}{because}; "
+            "run `formafriend-scheduler init-db` to create them again",
+            {
+                "missing": [spec.describe() for spec in missing],
+                "droppedBySyncIndexes": [spec.describe() for spec in dropped],
+                "fix": "formafriend-scheduler init-db",
+            },
         )
     return Check("indexes", HealthCode.OK, f"all {len(ALL_INDEXES)} required indexes present")
 

@@ -24,6 +24,9 @@ class IndexSpec:
     collection: str
     keys: Keys
     unique: bool = False
+    # On one of the app's collections, but not declared by the app's Mongoose
+    # schemas: the app's `syncIndexes()` drops it; `init-db` restores it.
+    added_to_app: bool = False
 
     def describe(self) -> str:
         pattern = ", ".join(f"{field}: {direction}" for field, direction in self.keys)
@@ -33,19 +36,19 @@ class IndexSpec:
 # The seed's list (data-model.md) plus the app's unique keys that make
 # invitations exactly-once, and what cleanup's expiry scan needs.
 APP_INDEXES: tuple[IndexSpec, ...] = (
-    IndexSpec("users", (("metadata.isActive", 1), ("preferences.sendDay", 1))),
+    IndexSpec("users", (("metadata.isActive", 1), ("preferences.sendDay", 1)), added_to_app=True),
     IndexSpec("users", (("preferences.sendDay", 1), ("preferences.timezone", 1))),
     IndexSpec("contacts", (("ownerId", 1), ("email", 1)), unique=True),
-    IndexSpec("contacts", (("ownerId", 1), ("isActive", 1), ("optedOut", 1))),
+    IndexSpec("contacts", (("ownerId", 1), ("isActive", 1), ("optedOut", 1)), added_to_app=True),
     IndexSpec("invitations", (("month", 1), ("status", 1))),
     IndexSpec("invitations", (("tracking.sentAt", 1), ("status", 1), ("expiresAt", 1))),
-    IndexSpec("invitations", (("reminders.type", 1),)),
+    IndexSpec("invitations", (("reminders.type", 1),), added_to_app=True),
     IndexSpec("invitations", (("fromUserId", 1), ("toEmail", 1), ("month", 1)), unique=True),
     IndexSpec("invitations", (("token", 1),), unique=True),
     IndexSpec("invitations", (("expiresAt", 1),)),
     # Not in the seed's list: pages through one month's queued invitations in
     # _id order without sorting them all (monthly-invitations' sending pass).
-    IndexSpec("invitations", (("month", 1), ("status", 1), ("_id", 1))),
+    IndexSpec("invitations", (("month", 1), ("status", 1), ("_id", 1)), added_to_app=True),
 )
 
 SCHEDULER_INDEXES: tuple[IndexSpec, ...] = (

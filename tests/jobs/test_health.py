@@ -74,6 +74,28 @@ def test_missing_indexes_are_a_warning_that_points_to_init_db(
     assert report.status == "degraded"
 
 
+def test_an_index_the_apps_sync_indexes_dropped_is_named_with_its_fix(
+    settings: Settings, store: Store, clock: FrozenClock
+) -> None:
+    healthy_store(store)
+    # What Mongoose's syncIndexes() does to an index its schemas do not declare.
+    dropped = next(
+        name
+        for name, info in store.db["invitations"].index_information().items()
+        if info["key"] == [("reminders.type", 1)]
+    )
+    store.db["invitations"].drop_index(dropped)
+
+    indexes = check(check_health(settings, store, clock, memory(40)), "indexes")
+
+    assert indexes.code is HealthCode.WARNING
+    assert "invitations { reminders.type: 1 }" in indexes.summary
+    assert "syncIndexes()" in indexes.summary and "init-db" in indexes.summary
+    assert indexes.details["droppedBySyncIndexes"] == ["invitations { reminders.type: 1 }"]
+    healthy_store(store)  # what init-db does
+    assert check(check_health(settings, store, clock, memory(40)), "indexes").code is HealthCode.OK
+
+
 def test_a_lock_held_past_expiry_and_a_stuck_run_are_warnings(
     settings: Settings, store: Store, clock: FrozenClock
 ) -> None:

@@ -7,6 +7,7 @@ from pymongo.errors import OperationFailure
 
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.indexes import ALL_INDEXES, APP_INDEXES
+from tests.appdata import APP_OWN_INDEXES
 
 
 def test_ensure_creates_every_index_once(store: Store) -> None:
@@ -47,3 +48,19 @@ def test_special_indexes_of_the_app_do_not_break_inspection(store: Store) -> Non
         pytest.skip("this server has no text indexes (FerretDB v1)")
     # init-db and health-check still read the index list.
     assert all(state.present for state in store.indexes.ensure())
+
+
+def test_the_indexes_added_to_the_apps_collections_are_exactly_those_its_schemas_lack() -> None:
+    # APP_OWN_INDEXES: the app's schemas' indexes (data-model.md). What the
+    # scheduler adds beyond them is what the app's syncIndexes() would drop.
+    declared = {(spec.collection, spec.keys) for spec in APP_OWN_INDEXES}
+    added = {
+        spec.describe() for spec in APP_INDEXES if (spec.collection, spec.keys) not in declared
+    }
+    assert added == {spec.describe() for spec in APP_INDEXES if spec.added_to_app}
+    assert added == {
+        "users { metadata.isActive: 1, preferences.sendDay: 1 }",
+        "contacts { ownerId: 1, isActive: 1, optedOut: 1 }",
+        "invitations { reminders.type: 1 }",
+        "invitations { month: 1, status: 1, _id: 1 }",
+    }
