@@ -163,6 +163,16 @@ class Settings(BaseSettings):
         None, validation_alias=_env("SCHEDULER_EMAIL_TEMPLATES_DIR")
     )
     app_base_url: str = Field("http://localhost:3000", validation_alias=_env("APP_BASE_URL"))
+    # RFC 8058 one-click unsubscribe: `List-Unsubscribe-Post` beside the
+    # HTTPS link (off for an app whose unsubscribe endpoint accepts only GET).
+    email_one_click_unsubscribe: bool = Field(
+        True, validation_alias=_env("EMAIL_ONE_CLICK_UNSUBSCRIBE")
+    )
+    # A mailbox that unsubscribes whoever writes to it (RFC 2369 mailto:),
+    # offered beside the link; the token travels in the subject.
+    email_unsubscribe_mailto: str | None = Field(
+        None, validation_alias=_env("EMAIL_UNSUBSCRIBE_MAILTO")
+    )
 
     # Monitoring: event sinks, dead-man pings, alerts, Prometheus
     webhook_url: str | None = Field(None, validation_alias=_env("SCHEDULER_WEBHOOK_URL"))
@@ -299,6 +309,13 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("email_unsubscribe_mailto")
+    @classmethod
+    def _unsubscribe_mailto(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return cls._from_address(value.strip())
 
     @field_validator("email_from_address")
     @classmethod

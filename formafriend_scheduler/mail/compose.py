@@ -26,7 +26,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from formafriend_scheduler.eligibility import Month
-from formafriend_scheduler.mail.mime import address, encoded_words, multipart_alternative
+from formafriend_scheduler.mail.mime import CRLF, address, encoded_words, multipart_alternative
 from formafriend_scheduler.mail.text import body_text, french_date, header_text
 
 Kind = Literal["invitation", "reminder-first", "reminder-second"]
@@ -81,8 +81,14 @@ class Composer:
         from_name: str,
         base_url: str,
         templates_dir: Path | None = None,
+        one_click_unsubscribe: bool = True,
+        unsubscribe_mailto: str | None = None,
     ) -> None:
         self._from_address = from_address
+        # RFC 8058: one-click only for an HTTPS link (mail providers POST
+        # `List-Unsubscribe=One-Click` to it, without cookies or redirects).
+        self._one_click = one_click_unsubscribe and base_url.lower().startswith("https://")
+        self._unsubscribe_mailto = unsubscribe_mailto
         self._from_name = header_text(from_name)
         self._base_url = base_url.rstrip("/")
         self._domain = from_address.rsplit("@", 1)[-1]
@@ -107,6 +113,18 @@ class Composer:
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self._base_url}/unsubscribe?token={quote(token)}"
+
+    def list_unsubscribe(self, token: str) -> list[tuple[str, str]]:
+        """RFC 2369 `List-Unsubscribe` (the HTTPS link, then the mailbox when
+        one is configured) and RFC 8058's `List-Unsubscribe-Post`."""
+        links = [f"<{self.unsubscribe_url(token)}>"]
+        if self._unsubscribe_mailto:
+            subject = quote(f"unsubscribe {token}")
+            links.append(f"<mailto:{self._unsubscribe_mailto}?subject={subject}>")
+        headers = [("List-Unsubscribe", ("," + CRLF + " ").join(links))]
+        if self._one_click:
+            headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        return headers
 
     def message_id(self, letter: Letter) -> str:
         return f"<{header_text(letter.key, 64)}.{letter.kind}@{self._domain}>"
@@ -150,7 +168,7 @@ class Composer:
         headers += [
             ("Date", format_datetime(now)),
             ("Message-ID", message_id),
-            ("List-Unsubscribe", f"<{unsubscribe_url}>"),
+            *self.list_unsubscribe(letter.token),
             ("X-Form-A-Friend-Kind", letter.kind),
         ]
         return ComposedEmail(

@@ -19,6 +19,8 @@ def composer_for(settings: Settings) -> Composer:
         from_name=settings.email_from_name,
         base_url=settings.app_base_url,
         templates_dir=settings.email_templates_dir,
+        one_click_unsubscribe=settings.email_one_click_unsubscribe,
+        unsubscribe_mailto=settings.email_unsubscribe_mailto,
     )
 
 
