@@ -36,17 +36,22 @@ class SchedulerError(Exception):
     hint: str = ""
 
 
-class ConfigError(SchedulerError):
-    """The configuration is invalid; `problems` names each bad variable."""
+class ProblemList(SchedulerError):
+    """Every problem found at once, one per line under a title; exit 2."""
 
     exit_code = ExitCode.USAGE
-    hint = "fix the variables above (environment or .env file); `config show` lists them all"
+    title = "problems"
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(
-            "invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems)
-        )
+        super().__init__(f"{self.title}:\n" + "\n".join(f"  - {problem}" for problem in problems))
+
+
+class ConfigError(ProblemList):
+    """The configuration is invalid; `problems` names each bad variable."""
+
+    title = "invalid configuration"
+    hint = "fix the variables above (environment or .env file); `config show` lists them all"
 
 
 class DatabaseNotEmpty(SchedulerError):
@@ -59,6 +64,20 @@ class DatabaseNotEmpty(SchedulerError):
         super().__init__(message)
         if hint is not None:
             self.hint = hint
+
+
+class NotFound(SchedulerError):
+    """What a command was asked to show is not in the database."""
+
+    exit_code = ExitCode.USAGE
+    hint = "check the user id (24 hex characters) and the contact's e-mail"
+
+
+class TemplateProblems(ProblemList):
+    """An override template fails to render or lacks a required link."""
+
+    title = "e-mail templates"
+    hint = "fix the files named above (SCHEDULER_EMAIL_TEMPLATES_DIR), then `config check`"
 
 
 class DatabaseUnavailable(SchedulerError):

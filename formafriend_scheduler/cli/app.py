@@ -10,7 +10,7 @@ import typer
 from formafriend_scheduler import __version__
 from formafriend_scheduler.logs import LogFormat
 
-from . import config_cmd, db, demo, health, jobs, metrics, observe, sample
+from . import config_cmd, db, demo, health, jobs, metrics, observe, preview, sample
 from .state import AppState
 
 EXIT_CODES = """\b
@@ -104,6 +104,7 @@ app.command("metrics")(metrics.metrics)
 app.command("init-db")(db.init_db)
 app.command("seed")(sample.seed_command)
 app.command("demo")(demo.demo)
+app.command("preview")(preview.preview)
 app.add_typer(config_cmd.app, name="config")
 
 

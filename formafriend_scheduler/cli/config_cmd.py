@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from formafriend_scheduler.jobs.preview import checked_composer
 from formafriend_scheduler.runner import Runner
 
 from . import output
@@ -37,25 +38,36 @@ def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command("check")
 @handle_errors
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Validate the configuration, ping MongoDB and compare clocks with the server.
+    """Validate the configuration and the override e-mail templates, ping
+    MongoDB and compare clocks with the server.
 
-    Exits 0 when all is well, 2 on invalid configuration, 75 when MongoDB is
-    unreachable, 1 when the clocks differ too much.
+    Exits 0 when all is well, 2 on invalid configuration or a template that
+    fails to render or lacks the form or unsubscribe link (each file named),
+    75 when MongoDB is unreachable, 1 when the clocks differ too much.
 
     Example: formafriend-scheduler config check
     """
     state = state_of(ctx)
     settings = state.settings
+    checked_composer(settings, state.clock.now())  # TemplateProblems: exit 2
     store = state.store()
     try:
         latency = store.ping()
         Runner(settings, store, state.clock, state.events()).verify_clock()
     finally:
         store.close()
-    result = {"configuration": "valid", "mongodb": "reachable", "latencyMs": round(latency, 1)}
+    templates = "checked" if settings.email_templates_dir else "packaged"
+    result = {
+        "configuration": "valid",
+        "templates": templates,
+        "mongodb": "reachable",
+        "latencyMs": round(latency, 1),
+    }
     if as_json:
         output.print_json(result)
     elif not state.quiet(as_json):
         output.stdout.print(
-            f"configuration valid; MongoDB reachable ({latency:.1f} ms); clocks agree", markup=False
+            f"configuration valid; templates {templates}; MongoDB reachable ({latency:.1f} ms); "
+            "clocks agree",
+            markup=False,
         )

@@ -177,7 +177,6 @@ class MonthlyWorker:
         now: datetime,
         stats: Counter[str],
     ) -> list[dict[str, Any]]:
-        preferences = subdocument(user, "preferences")
         lifetime = timedelta(days=self.settings.invitation_expiry_days)
         docs, seen = [], set()
         for contact in contacts:
@@ -194,18 +193,7 @@ class MonthlyWorker:
                     )
                 continue
             seen.add(email)
-            docs.append(
-                new_invitation(
-                    from_user_id=user["_id"],
-                    to_email=email,
-                    to_user_id=contact.get("contactUserId"),
-                    month=str(self.month),
-                    template=str(preferences.get("emailTemplate") or "friendly"),
-                    custom_message=_custom_message(preferences),
-                    now=now,
-                    lifetime=lifetime,
-                )
-            )
+            docs.append(monthly_invitation(user, contact, self.month, now, lifetime))
         return docs
 
     def _insert(
@@ -278,9 +266,26 @@ class MonthlyWorker:
         return TaskResult(task.task_id, task.kind, dict(stats), counts.errors)
 
 
-def _custom_message(preferences: dict[str, Any]) -> str | None:
-    value = preferences.get("customMessage")
-    return value[:500] if isinstance(value, str) and value.strip() else None
+def monthly_invitation(
+    user: dict[str, Any],
+    contact: dict[str, Any],
+    month: Month,
+    now: datetime,
+    lifetime: timedelta,
+) -> dict[str, Any]:
+    """The invitation a monthly run creates for this user's eligible contact."""
+    preferences = subdocument(user, "preferences")
+    custom = preferences.get("customMessage")
+    return new_invitation(
+        from_user_id=user["_id"],
+        to_email=str(contact.get("email", "")),
+        to_user_id=contact.get("contactUserId"),
+        month=str(month),
+        template=str(preferences.get("emailTemplate") or "friendly"),
+        custom_message=custom[:500] if isinstance(custom, str) and custom.strip() else None,
+        now=now,
+        lifetime=lifetime,
+    )
 
 
 @dataclass(frozen=True)

@@ -129,26 +129,41 @@ class Composer:
     def message_id(self, letter: Letter) -> str:
         return f"<{header_text(letter.key, 64)}.{letter.kind}@{self._domain}>"
 
-    def compose(self, letter: Letter, now: datetime) -> ComposedEmail:
+    def template_names(self, letter: Letter) -> tuple[str, str]:
+        """The text and HTML templates this letter is written with."""
         tone = letter.tone if letter.tone in TONES else DEFAULT_TONE
         family = "invitation" if letter.kind == "invitation" else "reminder"
-        sender = header_text(letter.sender_name) or "Un ami"
-        first_name = header_text(letter.recipient_first_name) or None
-        unsubscribe_url = self.unsubscribe_url(letter.token)
-        message_id = self.message_id(letter)
-        context = {
-            "sender_name": sender,
-            "first_name": first_name,
+        return f"{family}/{tone}.txt", f"{family}/{tone}.html"
+
+    def render(self, letter: Letter) -> tuple[str, str]:
+        """The text and HTML bodies (a template error propagates: jinja2's)."""
+        context = self._context(letter)
+        text_name, html_name = self.template_names(letter)
+        text = self._env.get_template(text_name).render(context)
+        html = self._env.get_template(html_name).render(context)
+        return text, html
+
+    def render_one(self, letter: Letter, name: str) -> str:
+        """One template (`invitation/fun.txt`) rendered for this letter."""
+        return self._env.get_template(name).render(self._context(letter))
+
+    def _context(self, letter: Letter) -> dict[str, object]:
+        return {
+            "sender_name": header_text(letter.sender_name) or "Un ami",
+            "first_name": header_text(letter.recipient_first_name) or None,
             "custom_message": body_text(letter.custom_message) or None,
             "form_url": self.form_url(letter.token),
-            "unsubscribe_url": unsubscribe_url,
+            "unsubscribe_url": self.unsubscribe_url(letter.token),
             "expires_on": french_date(letter.expires_at.astimezone(letter.timezone)),
             "month_label": letter.month.label,
             "days_left": letter.days_left,
             "reminder_number": "1er" if letter.kind == "reminder-first" else "2ème",
         }
-        text = self._env.get_template(f"{family}/{tone}.txt").render(context)
-        html = self._env.get_template(f"{family}/{tone}.html").render(context)
+
+    def compose(self, letter: Letter, now: datetime) -> ComposedEmail:
+        sender = header_text(letter.sender_name) or "Un ami"
+        message_id = self.message_id(letter)
+        text, html = self.render(letter)
 
         recipient_name = header_text(
             " ".join(n for n in (letter.recipient_first_name, letter.recipient_last_name) if n)

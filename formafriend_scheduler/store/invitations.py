@@ -229,6 +229,13 @@ class InvitationRepository(Repository):
         return {(doc.get("fromUserId"), str(doc.get("toEmail", "")).lower()) for doc in found}
 
     @transient
+    def of_recipient(self, from_user: Any, to_email: str, month: str) -> Document | None:
+        """The invitation of this sender to this address for this month, if any."""
+        return self.collection.find_one(
+            {"fromUserId": from_user, "toEmail": to_email.strip().lower(), "month": month}
+        )
+
+    @transient
     def senders_invited_before(
         self, from_users: list[Any], month: str, before: datetime
     ) -> set[Any]:
