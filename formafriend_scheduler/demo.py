@@ -73,11 +73,16 @@ class CollectingAlerts:
 
 
 def start_moment(real_now: datetime, settings: Settings) -> tuple[Month, datetime]:
-    """The current month, and noon UTC on the 1st of the next one: every
-    user's send moment of the month (days 1-28, any timezone) is past."""
+    """The current month, and its default send moment (SCHEDULER_MONTHLY_JOB_DAY
+    at SCHEDULER_MONTHLY_JOB_HOUR:00 in SCHEDULER_TIMEZONE: the 5th at 18:00 in
+    Paris): the moment most users go out, so every step of the demo happens
+    in the month it sends. Users who picked a later day go out on their day."""
     month = Month.containing(real_now, settings.zone)
-    following = month.next()
-    return month, datetime(following.year, following.month, 1, 12, 0, tzinfo=UTC)
+    local = datetime(
+        month.year, month.month, settings.monthly_job_day, settings.monthly_job_hour,
+        tzinfo=settings.zone,
+    )  # fmt: skip
+    return month, local.astimezone(UTC)
 
 
 def run_demo(
@@ -120,7 +125,8 @@ def run_demo(
         step(title, f"{result.status}: {result.message}", result.run_id, **result.stats)
 
     def monthly() -> MonthlyInvitationsJob:
-        return MonthlyInvitationsJob(MonthlyOptions(month=month, workers=0))
+        # As cron runs it: the month is the one the simulated clock is in.
+        return MonthlyInvitationsJob(MonthlyOptions(workers=0))
 
     def cron(title: str, cleanup: bool = False) -> None:
         """What the crontab runs at this simulated moment (hourly, and cleanup daily)."""
@@ -144,12 +150,12 @@ def run_demo(
         contacts=report.contacts,
         eligibleContacts=report.eligible_contacts,
     )
-    run(f"Monthly invitations for {month}", monthly())
+    run(f"Monthly invitations for {month.label}, on the default send day", monthly())
     clock.advance(timedelta(hours=1))
     run("The same, an hour later: nothing is sent twice", monthly())
     run("Daily cleanup", CleanupJob())
     clock.advance(timedelta(days=3))
-    cron("J+3: first reminders, where it is 09:00-20:00 for the sender")
+    cron("J+3: first reminders (09:00-20:00 for the sender), users whose day has come")
     clock.advance(timedelta(hours=8))
     cron("J+3, 8 hours later: the other timezones", cleanup=True)
     clock.advance(timedelta(days=4) - timedelta(hours=8))
@@ -177,7 +183,9 @@ def run_demo(
     step(
         "E-mails written",
         f"{len(messages)} .eml files in {outbox}"
-        + (f", for example {messages[0].name}" if messages else ""),
+        + (f", for example {messages[0].name}" if messages else "")
+        + ": open one in a mail client. `formafriend-scheduler preview invitation --open` "
+        "shows a message in a browser (preview reminder-first, reminder-second; --tone fun).",
         files=len(messages),
     )
     return steps
