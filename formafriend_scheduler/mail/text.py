@@ -9,6 +9,14 @@ from datetime import datetime
 from formafriend_scheduler.eligibility import FRENCH_MONTHS
 
 _SPACES = re.compile(r"\s+")
+# Format characters that text needs: the zero-width joiner (emoji sequences
+# such as a family or a rainbow flag) and non-joiner (Persian, Indic scripts).
+# Every other control or format character goes, bidi overrides included.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _dropped(ch: str) -> bool:
+    return unicodedata.category(ch)[0] == "C" and ch not in _JOINERS
 
 
 def header_text(value: object, limit: int = 100) -> str:
@@ -18,7 +26,7 @@ def header_text(value: object, limit: int = 100) -> str:
     # and every space but " ": a printable text needs no scan, character by
     # character (most names; the scan was a fifth of composing a message).
     if not text.isprintable():
-        text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
+        text = "".join(" " if _dropped(ch) else ch for ch in text)
     text = _SPACES.sub(" ", text).strip()
     return text[:limit].rstrip()
 
@@ -28,7 +36,7 @@ def body_text(value: object, limit: int = 2000) -> str:
     text = "" if value is None else str(value)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.replace("\n", "").replace("\t", "").isprintable():
-        text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+        text = "".join(ch for ch in text if ch in "\n\t" or not _dropped(ch))
     return text.strip()[:limit]
 
 

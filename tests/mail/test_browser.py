@@ -32,7 +32,9 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 NOW = datetime(2027, 1, 5, 17, 0, tzinfo=UTC)
 WIDTHS = (375, 800)
-SCREENSHOTS = Path(os.environ.get("FAF_SCREENSHOTS", Path(__file__).parents[2] / "build" / "screenshots"))
+SCREENSHOTS = Path(
+    os.environ.get("FAF_SCREENSHOTS", Path(__file__).parents[2] / "build" / "screenshots")
+)
 BASE_URL = "https://faf.example.org"
 FORM_URL = f"{BASE_URL}/form?token={SAMPLE_TOKEN}"
 UNSUBSCRIBE_URL = f"{BASE_URL}/unsubscribe?token={SAMPLE_TOKEN}"
@@ -50,12 +52,12 @@ HOSTILE: dict[str, dict[str, Any]] = {
     "long": {
         "sender_name": "Wolfeschlegelsteinhausenbergerdorff" * 3,
         "recipient_first_name": "Maximiliana-Alexandrina-Constantina-Bartholomea",
-        "custom_message": "https://exemple.org/" + "tres-long-chemin-sans-espace-" * 20,
+        "custom_message": "https://exemple.org/" + "tres_long_chemin_sans_espace_" * 20,
     },
     "rtl": {
         "sender_name": "مريم الحسيني",
         "recipient_first_name": "שָׁלוֹם",
-        "custom_message": "مرحبا! كيف حالك؟\nשלום, מה שלומך? \u202etxet desrever\u202c",
+        "custom_message": "مرحبا! كيف حالك؟\nשלום, מה שלומך? \u202etxet desrever\u202c",  # noqa: RUF001
     },
     "emoji": {
         "sender_name": "Zoé 🎉👩‍👩‍👧",

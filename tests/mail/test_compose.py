@@ -13,7 +13,7 @@ import pytest
 
 from formafriend_scheduler.eligibility import Month
 from formafriend_scheduler.mail.compose import Composer, Letter
-from formafriend_scheduler.mail.text import french_date, header_text
+from formafriend_scheduler.mail.text import body_text, french_date, header_text
 
 NOW = datetime(2027, 1, 5, 17, 0, tzinfo=UTC)
 
@@ -123,6 +123,14 @@ def test_a_templates_directory_overrides_single_templates(tmp_path: Path) -> Non
 def test_header_text_removes_line_breaks_and_controls() -> None:
     assert header_text("Mal\r\nBcc: x@y\x00\tz") == "Mal Bcc: x@y z"
     assert header_text("a" * 300) == "a" * 100
+
+
+def test_joiners_stay_and_bidi_overrides_go_in_headers_and_bodies() -> None:
+    family, flag, persian = "👩\u200d👩\u200d👧", "🏳️\u200d🌈", "می\u200cخواهم"  # noqa: RUF001
+    for text in (family, flag, persian):
+        assert header_text(text) == text and body_text(text) == text
+    assert header_text("abc\u202edef\u2066") == "abc def"
+    assert body_text("abc\u202edef\u2066\nghi") == "abcdef\nghi"
 
 
 def test_french_dates() -> None:
