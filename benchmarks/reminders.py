@@ -86,10 +86,12 @@ def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[s
         batch = [sample_user(rng, i, plan, now) for i in range(start, min(users, start + 50))]
         db.users.insert_many(batch)  # gives each user its _id
         contacts, invitations = [], []
-        for user in batch:
+        for offset, user in enumerate(batch):
             for number in range(min(CONTACTS_PER_USER, count - made)):
                 made += 1
-                email = f"c{number}.{user['username']}@example.net"
+                # The seed's e-mail (user<i>@example.org), not its username,
+                # which may hold accents: an address the scheduler accepts.
+                email = f"c{number}.user{start + offset}@example.net"
                 contacts.append(sample_contact(rng, user["_id"], email, now))
                 is_due = rng.random() < due_share
                 sent_at = now - (

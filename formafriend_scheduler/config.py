@@ -310,12 +310,24 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("email_templates_dir")
+    @classmethod
+    def _templates_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError("must be an existing folder of templates (invitation/, reminder/)")
+        return value
+
     @field_validator("email_unsubscribe_mailto")
     @classmethod
     def _unsubscribe_mailto(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        return cls._from_address(value.strip())
+        value = value.strip()
+        # It goes into a header as mailto:{address}?subject=...: plain ASCII,
+        # and nothing a mailto: URI would read as a query or an escape.
+        if not value.isascii() or value.count("@") != 1 or any(c in value for c in "?%#&=/"):
+            raise ValueError("must be a plain ASCII e-mail address such as unsubscribe@example.org")
+        return cls._from_address(value)
 
     @field_validator("email_from_address")
     @classmethod

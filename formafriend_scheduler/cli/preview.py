@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from formafriend_scheduler.errors import ConfigError
 from formafriend_scheduler.jobs.preview import preview as build_preview
 
 from . import output
@@ -60,7 +59,9 @@ def preview(
     Example: formafriend-scheduler preview reminder-first --tone fun --out /tmp/faf
     """
     if (user is None) != (contact is None):
-        raise ConfigError(["--user and --contact go together (a user id and one of their e-mails)"])
+        raise typer.BadParameter(
+            "--user and --contact go together (a user id and one of their e-mails)"
+        )
     state = state_of(ctx)
     store = state.store() if user is not None else None
     try:
@@ -81,7 +82,7 @@ def preview(
     if as_json:
         output.print_json(summary)
     else:
-        rows = [["kind", kind.value], ["tone", shown.letter.tone]]
+        rows = [["kind", kind.value], ["tone", shown.tone]]
         rows += [[name, value] for name, value in shown.headers().items()]
         rows += [["link", link] for link in shown.links]
         rows += [["size", f"{len(shown.composed.data):,} bytes"]]

@@ -19,6 +19,8 @@ from formafriend_scheduler.store import Store
 
 log = logging.getLogger(__name__)
 
+CYCLE_MARKERS_KEPT_DAYS = 62
+
 TEMPORARY_BOUNCE_RESET_AFTER = timedelta(days=30)
 
 
@@ -35,6 +37,9 @@ def cleanup_steps(store: Store, now: datetime, ctx: JobContext) -> list[CleanupS
     bounce_cutoff = now - TEMPORARY_BOUNCE_RESET_AFTER
     metrics_cutoff = now - timedelta(hours=settings.metrics_retention_hours)
     history_cutoff = now - timedelta(days=settings.history_retention_days)
+    # A cycle marker is what makes a month count once: this month's and the
+    # last month's (a backfill) stay whatever the history retention says.
+    cycles_cutoff = min(history_cutoff, now - timedelta(days=CYCLE_MARKERS_KEPT_DAYS))
     invitations, contacts = store.invitations, store.contacts
 
     def stuck() -> list[str]:
@@ -89,8 +94,8 @@ def cleanup_steps(store: Store, now: datetime, ctx: JobContext) -> list[CleanupS
         ),
         CleanupStep(
             "prunedCycles",
-            lambda: store.cycles.count_prunable(history_cutoff),
-            lambda limit: store.cycles.prune(history_cutoff, limit),
+            lambda: store.cycles.count_prunable(cycles_cutoff),
+            lambda limit: store.cycles.prune(cycles_cutoff, limit),
         ),
         CleanupStep(
             "prunedHealthChecks",

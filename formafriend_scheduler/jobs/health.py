@@ -57,17 +57,17 @@ def check_indexes(store: Store) -> Check:
     missing = [state.spec for state in store.indexes.check(ALL_INDEXES) if not state.present]
     if missing:
         dropped = [spec for spec in missing if spec.added_to_app]
-        because = (
-            " (added by the scheduler to the app's collections: the app's Mongoose "
-            "syncIndexes() drops them)"
-            if dropped
-            else ""
-        )
+        named = [
+            spec.describe()
+            + (" (not in the app's schemas: its Mongoose syncIndexes() drops it)"
+               if spec.added_to_app else "")
+            for spec in missing
+        ]  # fmt: skip
         return Check(
             "indexes",
             HealthCode.WARNING,
-            f"missing: {'; '.join(spec.describe() for spec in missing)}{because}; "
-            "run `formafriend-scheduler init-db` to create them again",
+            f"missing: {'; '.join(named)}; run `formafriend-scheduler init-db` to create "
+            f"{'it' if len(missing) == 1 else 'them'} again",
             {
                 "missing": [spec.describe() for spec in missing],
                 "droppedBySyncIndexes": [spec.describe() for spec in dropped],

@@ -133,8 +133,10 @@ class MonthlyWorker:
             completed = [uid for uid in due if uid not in failed_owners]
             if not self.lease.holds(self.clock.now()):
                 completed = []  # no marker from a run that lost its lease
+            # Read before the markers go in: once a marker exists no run comes
+            # back to this user's statistics, so nothing may fail in between.
+            by_original = self._counted_by_original(completed)
             newly = self.store.cycles.complete(completed, month, self.run_id, now)
-            by_original = self._counted_by_original([uid for uid in completed if uid in newly])
             recorded = self.store.users.record_cycles(
                 [
                     (

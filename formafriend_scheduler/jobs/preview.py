@@ -3,9 +3,10 @@ composer after its override templates pass the check; from the sample
 values, or, for `--user ID --contact EMAIL`, from the database exactly as a
 run would build it, reading only.
 
-The contact's invitation for the current month gives the token and the
-expiry when it exists; otherwise an invitation is shaped as the monthly run
-would create it, and never inserted.
+The contact's invitation (for an invitation, the current month's; for a
+reminder, the latest) gives the token, month and expiry when it exists;
+otherwise an invitation is shaped as the monthly run would create it, and
+never inserted.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ def letter_from_database(
     if contact is None:
         raise NotFound(f"user {user_id} has no contact {email}")
     month = Month.containing(now, settings.zone)
-    invitation = store.invitations.of_recipient(owner_id, email, str(month))
+    # An invitation: this month's. A reminder: the latest invitation, which
+    # may be last month's (J+7 after a late send day).
+    invitation = store.invitations.of_recipient(
+        owner_id, email, str(month) if kind == "invitation" else None
+    )
     if invitation is None:
         lifetime = timedelta(days=settings.invitation_expiry_days)
         invitation = monthly_invitation(sender, contact, month, now, lifetime)

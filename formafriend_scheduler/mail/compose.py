@@ -120,7 +120,8 @@ class Composer:
         links = [f"<{self.unsubscribe_url(token)}>"]
         if self._unsubscribe_mailto:
             subject = quote(f"unsubscribe {token}")
-            links.append(f"<mailto:{self._unsubscribe_mailto}?subject={subject}>")
+            mailbox = quote(self._unsubscribe_mailto, safe="@")
+            links.append(f"<mailto:{mailbox}?subject={subject}>")
         headers = [("List-Unsubscribe", ("," + CRLF + " ").join(links))]
         if self._one_click:
             headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))

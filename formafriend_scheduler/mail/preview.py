@@ -8,14 +8,15 @@ build on it (cli/preview.py, cli/config_cmd.py).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import traceback
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import TemplateSyntaxError
 
 from formafriend_scheduler.eligibility import Month
 from formafriend_scheduler.mail.compose import TONES, ComposedEmail, Composer, Kind, Letter
@@ -51,6 +52,7 @@ class Preview:
     """A composed message, parsed back: what a summary and the files show."""
 
     letter: Letter
+    tone: str  # the tone rendered (an unknown one in the data is friendly)
     composed: ComposedEmail
     message: EmailMessage
     text: str
@@ -63,8 +65,10 @@ class Preview:
         assert isinstance(message, EmailMessage)
         text = message.get_body(("plain",))
         html = message.get_body(("html",))
+        tone = composer.template_names(letter)[1].split("/")[-1].removesuffix(".html")
         return cls(
             letter,
+            tone,
             composed,
             message,
             text.get_content() if text is not None else "",
@@ -83,7 +87,7 @@ class Preview:
     def summary(self) -> dict[str, str | int | list[str]]:
         return {
             "kind": self.letter.kind,
-            "tone": self.letter.tone,
+            "tone": self.tone,
             **self.headers(),
             "links": self.links,
             "bytes": len(self.composed.data),
@@ -92,7 +96,7 @@ class Preview:
     def write(self, folder: Path) -> list[Path]:
         """`<kind>-<tone>.eml`, `.html` and `.txt` in `folder` (created)."""
         folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{self.letter.kind}-{self.letter.tone}"
+        stem = f"{self.letter.kind}-{self.tone}"
         files = {
             folder / f"{stem}.eml": self.composed.data,
             folder / f"{stem}.html": self.html.encode("utf-8"),
@@ -112,52 +116,112 @@ class TemplateProblem:
         return f"{self.file}: {self.problem}"
 
 
+TEMPLATE_FOLDERS = ("invitation", "reminder")
+
+
 def check_templates(
     composer: Composer, templates_dir: Path, now: datetime
 ) -> list[TemplateProblem]:
-    """Every message kind and tone rendered with the sample values through the
-    override directory: a template that fails to render, or whose output
+    """Every message kind and tone rendered through the override directory,
+    with the sample values and with the least a letter can have (no names,
+    no custom message): a template that fails to render, or whose output
     lacks the form link or the unsubscribe link, is a problem naming the
-    overriding file (the packaged templates are tested with the package)."""
+    overriding file; so is a file in invitation/ or reminder/ that no kind
+    and tone would ever use (a misspelt name is otherwise silently ignored).
+    The packaged templates are tested with the package."""
     problems: dict[tuple[Path, str], TemplateProblem] = {}
 
-    def blame(name: str, problem: str) -> None:
-        # The file the operator wrote: the template itself, else the layout.
-        candidates = [name, "layout.html"] if name.endswith(".html") else [name]
-        overridden = [templates_dir / c for c in candidates if (templates_dir / c).is_file()]
-        file = overridden[0] if overridden else templates_dir / name
+    def add(file: Path, problem: str) -> None:
         problems.setdefault((file, problem), TemplateProblem(file, problem))
 
-    for kind in KINDS:
-        for tone in TONES:
-            letter = sample_letter(kind, tone, now, ZoneInfo("Europe/Paris"))
-            text_name, html_name = composer.template_names(letter)
+    for path in _unused_files(templates_dir):
+        add(path, "no message uses this file (expected invitation/ or reminder/ with "
+                  f"{', '.join(f'{tone}.html' for tone in TONES)} or .txt)")  # fmt: skip
+    links = {
+        "form link ({{ form_url }})": ("form_url", composer.form_url(SAMPLE_TOKEN)),
+        "unsubscribe link ({{ unsubscribe_url }})": (
+            "unsubscribe_url",
+            composer.unsubscribe_url(SAMPLE_TOKEN),
+        ),
+    }
+    for letter in _letters_to_check(now):
+        text_name, html_name = composer.template_names(letter)
+        for name in (text_name, html_name):
             try:
-                text, html = composer.render(letter)
+                body = composer.render_one(letter, name)
             except TemplateSyntaxError as error:
-                file = Path(error.filename) if error.filename else templates_dir / text_name
-                where = f"line {error.lineno}: " if error.lineno else ""
-                key = (file, f"{where}{error.message}")
-                problems.setdefault(key, TemplateProblem(file, f"{where}{error.message}"))
+                file = Path(error.filename) if error.filename else templates_dir / name
+                add(file, f"line {error.lineno}: {error.message}")
                 continue
-            except TemplateError as error:
-                name = text_name if _fails(composer, letter, text_name) else html_name
-                blame(name, f"does not render ({type(error).__name__}: {error})")
+            except Exception as error:  # any failure of an operator's template
+                failure = f"{type(error).__name__}: {error}"
+                add(_failing_file(error, templates_dir, name),
+                    f"does not render for {_who(letter)} ({failure})")  # fmt: skip
                 continue
-            links = {
-                "form link ({{ form_url }})": composer.form_url(SAMPLE_TOKEN),
-                "unsubscribe link ({{ unsubscribe_url }})": composer.unsubscribe_url(SAMPLE_TOKEN),
-            }
-            for body, name in ((text, text_name), (html, html_name)):
-                for what, url in links.items():
-                    if url not in body:
-                        blame(name, f"the rendered message lacks the {what}")
+            for what, (variable, url) in links.items():
+                if url not in body:
+                    add(_lacking_file(templates_dir, name, variable), f"the rendered message "
+                        f"lacks the {what}")  # fmt: skip
     return list(problems.values())
 
 
-def _fails(composer: Composer, letter: Letter, name: str) -> bool:
-    try:
-        composer.render_one(letter, name)
-    except TemplateError:
-        return True
-    return False
+def _letters_to_check(now: datetime) -> list[Letter]:
+    """Each kind and tone with the sample values, and with no names and no
+    custom message (what a template must also survive)."""
+    letters = []
+    for kind in KINDS:
+        for tone in TONES:
+            full = sample_letter(kind, tone, now, ZoneInfo("Europe/Paris"))
+            bare = replace(
+                full,
+                sender_name="",
+                sender_email=None,
+                recipient_first_name=None,
+                recipient_last_name=None,
+                custom_message=None,
+            )
+            letters += [full, bare]
+    return letters
+
+
+def _who(letter: Letter) -> str:
+    return (
+        "a contact with a first name"
+        if letter.recipient_first_name
+        else ("a contact without a name or custom message")
+    )
+
+
+def _unused_files(templates_dir: Path) -> list[Path]:
+    used = {f"{tone}.{ext}" for tone in TONES for ext in ("html", "txt")}
+    return sorted(
+        path
+        for folder in TEMPLATE_FOLDERS
+        if (templates_dir / folder).is_dir()
+        for path in (templates_dir / folder).iterdir()
+        if path.is_file() and path.name not in used
+    )
+
+
+def _failing_file(error: BaseException, templates_dir: Path, name: str) -> Path:
+    """The operator's file in the traceback (jinja2 puts each template's own
+    frames there), else the override of the template rendered."""
+    root = templates_dir.resolve()
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        path = Path(frame.filename).resolve()
+        if path.is_relative_to(root) and path.is_file():
+            return templates_dir / path.relative_to(root)
+    return templates_dir / name
+
+
+def _lacking_file(templates_dir: Path, name: str, variable: str) -> Path:
+    """Where a link is missing: the override of the template, unless it
+    extends an overridden layout and the layout is the one without it."""
+    own, layout = templates_dir / name, templates_dir / "layout.html"
+    if not own.is_file():
+        return layout if name.endswith(".html") and layout.is_file() else own
+    source = own.read_text(encoding="utf-8", errors="replace")
+    if variable not in source and "extends" in source and layout.is_file():
+        layout_source = layout.read_text(encoding="utf-8", errors="replace")
+        return own if variable in layout_source else layout
+    return own

@@ -13,6 +13,7 @@ _SPACES = re.compile(r"\s+")
 # such as a family or a rainbow flag) and non-joiner (Persian, Indic scripts).
 # Every other control or format character goes, bidi overrides included.
 _JOINERS = frozenset("\u200c\u200d")
+_TRIMMED = " \t\n\r\u200c\u200d"
 
 
 def _dropped(ch: str) -> bool:
@@ -27,8 +28,10 @@ def header_text(value: object, limit: int = 100) -> str:
     # character (most names; the scan was a fifth of composing a message).
     if not text.isprintable():
         text = "".join(" " if _dropped(ch) else ch for ch in text)
-    text = _SPACES.sub(" ", text).strip()
-    return text[:limit].rstrip()
+    # Joiners join what is between them: at either end they only hide that
+    # a name is empty (its "Un ami" fallback must still apply).
+    text = _SPACES.sub(" ", text).strip(_TRIMMED)
+    return text[:limit].rstrip(_TRIMMED)
 
 
 def body_text(value: object, limit: int = 2000) -> str:
@@ -37,7 +40,7 @@ def body_text(value: object, limit: int = 2000) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.replace("\n", "").replace("\t", "").isprintable():
         text = "".join(ch for ch in text if ch in "\n\t" or not _dropped(ch))
-    return text.strip()[:limit]
+    return text.strip(_TRIMMED)[:limit]
 
 
 def french_date(moment: datetime) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 
 from formafriend_scheduler.store.base import (
     BulkOutcome,
@@ -229,11 +229,15 @@ class InvitationRepository(Repository):
         return {(doc.get("fromUserId"), str(doc.get("toEmail", "")).lower()) for doc in found}
 
     @transient
-    def of_recipient(self, from_user: Any, to_email: str, month: str) -> Document | None:
-        """The invitation of this sender to this address for this month, if any."""
-        return self.collection.find_one(
-            {"fromUserId": from_user, "toEmail": to_email.strip().lower(), "month": month}
-        )
+    def of_recipient(
+        self, from_user: Any, to_email: str, month: str | None = None
+    ) -> Document | None:
+        """The invitation of this sender to this address for `month`, or the
+        latest one of any month (the unique key's prefix serves both)."""
+        query: Document = {"fromUserId": from_user, "toEmail": to_email.strip().lower()}
+        if month is not None:
+            query["month"] = month
+        return self.collection.find_one(query, sort=[("_id", DESCENDING)])
 
     @transient
     def senders_invited_before(

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from formafriend_scheduler.cli.app import app
 from formafriend_scheduler.cli.demo import DEMO_DATABASE, demo_uri
 from formafriend_scheduler.config import load_settings
+from formafriend_scheduler.demo import start_moment
 from formafriend_scheduler.seed import SeedPlan, seed
 from formafriend_scheduler.store import Store, connect
 
@@ -36,9 +38,13 @@ def test_the_demo_runs_the_whole_cycle_in_under_a_minute(cli: CliRunner, tmp_pat
     # The story stays in one month: the simulated clock starts on the default
     # send moment (the 5th, 18:00 in Paris) and every monthly run sends the
     # month its own date is in, to the users whose day has come.
-    assert first["at"].startswith(first["summary"][len("success: ") :][:7] + "-05T17:00")
+    started = datetime.fromisoformat(first["at"]).astimezone(ZoneInfo("Europe/Paris"))
+    assert (started.day, started.hour, started.minute) == (5, 18, 0)
+    assert first["summary"].startswith(f"success: {started:%Y-%m}: ")
     monthly = [s for s in demo["steps"] if "due user(s)" in s["summary"]]
-    assert all(s["summary"].split(": ")[1] == s["at"][:7] for s in monthly)
+    for step in monthly:
+        at = datetime.fromisoformat(step["at"]).astimezone(ZoneInfo("Europe/Paris"))
+        assert step["summary"].split(": ")[1] == f"{at:%Y-%m}", step
     assert 0 < first["figures"]["sentInvitations"] < sample["eligibleContacts"]
     assert sum(s["figures"].get("sentInvitations", 0) for s in monthly[1:]) > 0  # later days
     assert again["figures"]["sentInvitations"] == 0
@@ -59,6 +65,22 @@ def test_the_demo_runs_the_whole_cycle_in_under_a_minute(cli: CliRunner, tmp_pat
     )
     assert "preview invitation --open" in steps["E-mails written"]["summary"]
     assert demo["status"]["metrics"]["totalJobsRun"] == len(demo["history"])
+
+
+@pytest.mark.parametrize(
+    ("real_now", "start"),
+    [
+        (datetime(2026, 12, 1, 9, 0, tzinfo=UTC), datetime(2026, 12, 5, 17, 0, tzinfo=UTC)),
+        (datetime(2027, 7, 31, 23, 30, tzinfo=UTC), datetime(2027, 8, 5, 16, 0, tzinfo=UTC)),
+    ],
+)
+def test_the_demo_starts_on_the_months_default_send_moment_in_paris(
+    real_now: datetime, start: datetime
+) -> None:
+    # 18:00 in Paris: 17:00 UTC in winter, 16:00 in summer; 31 July 23:30 UTC
+    # is already August in Paris.
+    month, moment = start_moment(real_now, load_settings())
+    assert (str(month), moment) == (f"{start:%Y-%m}", start)
 
 
 def test_the_demo_prints_its_steps_on_a_terminal_style_output(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -32,9 +33,13 @@ def database(mongodb_uri: str) -> Store:
     return connect(load_settings(mongodb_uri=mongodb_uri))
 
 
-def snapshot(store: Store) -> dict[str, int]:
+def snapshot(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Every document of every collection: what "nothing written" is checked against."""
     db = store.db
-    return {name: db[name].count_documents({}) for name in db.list_collection_names()}
+    return {
+        name: sorted(db[name].find(), key=lambda doc: str(doc["_id"]))
+        for name in db.list_collection_names()
+    }
 
 
 @pytest.mark.parametrize(
@@ -73,9 +78,10 @@ def test_the_terminal_summary_names_subject_sender_recipient_links_and_size(
         assert shown in out
 
 
+@pytest.mark.parametrize("invited", [True, False], ids=["invited", "not-yet-invited"])
 def test_a_users_real_message_comes_from_the_database_which_is_left_as_it_was(
     cli: CliRunner, tmp_path: Path, mongodb_uri: str, smtp_server: SmtpServer,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, invited: bool,
 ) -> None:  # fmt: skip
     monkeypatch.setenv("EMAIL_TRANSPORT", "smtp")
     monkeypatch.setenv("SMTP_URL", smtp_server.url)
@@ -83,9 +89,11 @@ def test_a_users_real_message_comes_from_the_database_which_is_left_as_it_was(
     alice = factories.user(profile={"firstName": "Alice"}, preferences={"emailTemplate": "fun"})
     store.db["users"].insert_one(alice)
     store.db["contacts"].insert_one(factories.contact(alice["_id"], "bob@x.org", firstName="Bob"))
-    invitation = factories.invitation(alice["_id"], "bob@x.org", "2027-01",
+    # Last month's invitation: a reminder early in January is still for December's.
+    invitation = factories.invitation(alice["_id"], "bob@x.org", "2026-12",
                                       expires_at=SEND_MOMENT, status="sent")  # fmt: skip
-    store.db["invitations"].insert_one(invitation)
+    if invited:
+        store.db["invitations"].insert_one(invitation)
     before = snapshot(store)
 
     code, out, err = invoke(cli, "preview", "reminder-second", "--user", str(alice["_id"]),
@@ -94,8 +102,10 @@ def test_a_users_real_message_comes_from_the_database_which_is_left_as_it_was(
     assert code == 0, err
     summary = json.loads(out)
     assert summary["To"] == "Bob <bob@x.org>" and summary["tone"] == "fun"
-    assert summary["Subject"] == "Alice - 2ème rappel pour janvier 2027"
-    assert f"http://localhost:3000/form?token={invitation['token']}" in summary["links"]
+    month = "décembre 2026" if invited else "janvier 2027"
+    assert summary["Subject"] == f"Alice - 2ème rappel pour {month}"
+    token_shown = f"http://localhost:3000/form?token={invitation['token']}" in summary["links"]
+    assert token_shown is invited
     assert snapshot(store) == before
     assert smtp_server.received == []
 
@@ -122,6 +132,11 @@ def test_a_missing_user_or_contact_exits_2_saying_why(
         ("invitation/friendly.txt", "{{ form_url }} {{ no_such_value }}", "does not render"),
         ("reminder/fun.html", "<p><a href='{{ form_url }}'>Go</a></p>", "unsubscribe link"),
         ("layout.html", LAYOUT_WITHOUT_FOOTER, "unsubscribe link"),
+        # What only a contact without a first name, or an invitation, trips on:
+        ("invitation/friendly.txt", "{{ first_name.upper() }} {{ form_url }}", "without a name"),
+        ("invitation/friendly.txt", "{{ days_left + 1 }} {{ form_url }}", "TypeError"),
+        # A misspelt name would otherwise be silently ignored.
+        ("invitation/freindly.html", "<p>{{ form_url }}</p>", "no message uses this file"),
     ],
 )
 def test_an_override_template_that_fails_is_named_by_preview_and_config_check(
@@ -138,6 +153,33 @@ def test_an_override_template_that_fails_is_named_by_preview_and_config_check(
         assert code == 2, err
         assert f"{templates / file}: " in err and says in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_link_is_blamed_on_the_layout_when_the_template_only_extends_it(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    templates = tmp_path / "templates"
+    (templates / "invitation").mkdir(parents=True)
+    (templates / "layout.html").write_text(LAYOUT_WITHOUT_FOOTER)
+    (templates / "invitation" / "fun.html").write_text(
+        '{% extends "layout.html" %}{% block content %}<a href="{{ form_url }}">Go</a>'
+        "{% endblock %}"
+    )
+    monkeypatch.setenv("SCHEDULER_EMAIL_TEMPLATES_DIR", str(templates))
+
+    code, _, err = invoke(cli, "config", "check")
+
+    assert code == 2
+    assert f"{templates / 'layout.html'}: the rendered message lacks the unsubscribe" in err
+    assert f"{templates / 'invitation' / 'fun.html'}:" not in err
+
+
+def test_a_templates_folder_that_does_not_exist_is_a_configuration_error(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEDULER_EMAIL_TEMPLATES_DIR", str(tmp_path / "nope"))
+    code, _, err = invoke(cli, "config", "check")
+    assert code == 2 and "SCHEDULER_EMAIL_TEMPLATES_DIR" in err
 
 
 def test_a_sound_override_passes_and_is_used(

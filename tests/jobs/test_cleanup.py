@@ -341,3 +341,26 @@ def test_a_soft_bounce_without_a_bounce_date_uses_the_last_update(
     assert result.stats["resetTemporaryBounces"] == 1
     stale = store.db["contacts"].find_one({"email": "stale@x.org"})
     assert stale is not None and stale["emailStatus"] == "active"
+
+
+def test_cycle_markers_of_this_month_and_the_last_outlive_a_short_history_retention(
+    mongodb_uri: str, clock: FrozenClock
+) -> None:
+    # A pruned marker would let the month's cycle count again: with a history
+    # kept 7 days, markers stay 62 days, then go.
+    settings = make_settings(mongodb_uri, history_retention_days=7)
+    store = connect(settings)
+    now = clock.now()
+    store.db["scheduler_cycles"].insert_many(
+        [
+            {"_id": "u1:recent", "completedAt": now - timedelta(days=10)},
+            {"_id": "u1:last-month", "completedAt": now - timedelta(days=40)},
+            {"_id": "u1:old", "completedAt": now - timedelta(days=70)},
+            {"_id": "switch-over", "at": now - timedelta(days=400)},
+        ]
+    )
+
+    run_cleanup(settings, store, clock)
+
+    kept = {doc["_id"] for doc in store.db["scheduler_cycles"].find()}
+    assert kept == {"u1:recent", "u1:last-month", "switch-over"}

@@ -210,14 +210,33 @@ def test_invitations_left_by_this_schedulers_own_crashed_run_still_count_the_cyc
 
 
 def test_the_switch_over_is_recorded_once_and_a_dry_run_records_nothing(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    settings, store = setup
+    add_contacts(store, add_user(store), "a@x.org")
+    first = datetime(2027, 1, 12, 9, 0, tzinfo=UTC)
+
+    run_monthly(settings, store, FrozenClock(first), dry_run=True)
+    assert store.db["scheduler_cycles"].count_documents({}) == 0
+    run_monthly(settings, store, FrozenClock(first))
+    run_monthly(settings, store, FrozenClock(first + timedelta(days=40)), month=Month(2027, 2))
+
+    switch = store.db["scheduler_cycles"].find_one({"_id": "switch-over"})
+    assert switch is not None and switch["at"] == first
+
+
+def test_a_database_an_earlier_version_ran_on_dates_its_switch_over_by_its_oldest_marker(
     setup: tuple[Any, Store],
 ) -> None:
     _, store = setup
-    first = datetime(2027, 1, 12, 9, 0, tzinfo=UTC)
-    assert store.cycles.switch_over(first, record=False) == first
-    assert store.db["scheduler_cycles"].count_documents({}) == 0
-    assert store.cycles.switch_over(first, record=True) == first
-    assert store.cycles.switch_over(first + timedelta(days=40), record=True) == first
+    store.db["scheduler_cycles"].insert_many(
+        [
+            {"_id": "u1:2026-11", "completedAt": datetime(2026, 11, 5, 17, tzinfo=UTC)},
+            {"_id": "u1:2026-12", "completedAt": datetime(2026, 12, 5, 17, tzinfo=UTC)},
+        ]
+    )
+    later = datetime(2027, 1, 12, 9, 0, tzinfo=UTC)
+    assert store.cycles.switch_over(later, record=True) == datetime(2026, 11, 5, 17, tzinfo=UTC)
 
 
 def test_the_run_creates_the_unique_keys_it_relies_on(

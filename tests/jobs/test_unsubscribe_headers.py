@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from formafriend_scheduler.config import Settings
+from formafriend_scheduler.errors import ConfigError
 from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.jobs.reminders import ReminderOptions, RemindersJob
 from formafriend_scheduler.runner import Runner
@@ -157,6 +158,12 @@ def test_no_hostile_name_e_mail_or_token_reaches_a_header_raw(
         assert "\n" not in str(message["Subject"]) and "\n" not in str(message["To"])
     reminder = smtp_server.received[1].message
     assert "token=t0k%0D%0ABcc%3A%20victim%40example.net>" in reminder["List-Unsubscribe"]
+
+
+@pytest.mark.parametrize("value", ["unsub@exämple.org", "un?sub@x.org", "a%40b@x.org", "a@b@x.org"])
+def test_an_unsubscribe_mailbox_that_would_break_the_header_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="EMAIL_UNSUBSCRIBE_MAILTO"):
+        monthly_settings("mongomock://x/y", "smtp://localhost:25", email_unsubscribe_mailto=value)
 
 
 @pytest.mark.parametrize("value", ["", "  "])

@@ -131,6 +131,7 @@ def test_joiners_stay_and_bidi_overrides_go_in_headers_and_bodies() -> None:
         assert header_text(text) == text and body_text(text) == text
     assert header_text("abc\u202edef\u2066") == "abc def"
     assert body_text("abc\u202edef\u2066\nghi") == "abcdef\nghi"
+    assert header_text("\u200d \u200c") == body_text("\u200d\n\u200c") == ""
 
 
 def test_french_dates() -> None:
