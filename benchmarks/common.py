@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import psutil
 import pymongo
+from pymongo.errors import BulkWriteError, PyMongoError
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -36,6 +37,7 @@ from formafriend_scheduler.eligibility import Month  # noqa: E402
 from formafriend_scheduler.mail.compose import Kind, Letter  # noqa: E402
 from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
 from formafriend_scheduler.memory import process_tree_memory  # noqa: E402
+from formafriend_scheduler.store.retry import is_transient  # noqa: E402
 from tests.appdata import create_indexes, indexes_of  # noqa: E402, F401 (re-exported)
 from tests.pgstats import CountersReset, ScanCounters  # noqa: E402 (re-exported)
 from tests.realserver import ferretdb_server  # noqa: E402
@@ -366,11 +368,30 @@ def bulk_by_id(
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri)
     target = client.get_default_database()[collection]
     for start in range(0, len(ids), CHUNK):
-        target.bulk_write(
-            [pymongo.UpdateOne({"_id": i, **guard}, update) for i in ids[start : start + CHUNK]],
-            ordered=False,
-        )
+        ops = [pymongo.UpdateOne({"_id": i, **guard}, update) for i in ids[start : start + CHUNK]]
+        survive_crashes(lambda ops=ops: target.bulk_write(ops, ordered=False))
     client.close()
+
+
+def survive_crashes(call: Callable[[], Any], attempts: int = 5) -> None:
+    """The floor retries what the scheduler retries (store/retry.is_transient:
+    a write cut by the DocumentDB kit's PostgreSQL segfault answers "unexpected
+    EOF"). Its updates are guarded and its inserts keyed by _id, so a repeat
+    changes nothing twice: duplicates on a repeated insert are what got in."""
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except BulkWriteError as error:
+            written = error.details.get("writeErrors", [])
+            if written and all(e.get("code") == 11000 for e in written) and attempt > 0:
+                return
+            if attempt == attempts - 1 or not is_transient(error):
+                raise
+        except PyMongoError as error:
+            if attempt == attempts - 1 or not is_transient(error):
+                raise
+        time.sleep(2)
 
 
 def split(items: list[Any], parts: int) -> list[list[Any]]:

@@ -67,6 +67,7 @@ from benchmarks.common import (
     smtp_sink,
     split,
     started_scan_counters,
+    survive_crashes,
 )
 from formafriend_scheduler.config import load_settings
 from formafriend_scheduler.eligibility import Month, contact_skip_reason
@@ -108,7 +109,7 @@ def floor_worker(
             )
             for email in emails[start : start + batch]
         ]
-        db["floor_invitations"].insert_many(docs, ordered=False)
+        survive_crashes(lambda docs=docs: db["floor_invitations"].insert_many(docs, ordered=False))
         ids += [doc["_id"] for doc in docs]
     barrier.wait()
     sent = {"$set": {"status": "sent", "tracking.sentAt": now, "updatedAt": now}}
