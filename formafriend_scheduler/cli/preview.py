@@ -88,5 +88,7 @@ def preview(
         rows += [["size", f"{len(shown.composed.data):,} bytes"]]
         rows += [["file", str(path)] for path in files]
         output.stdout.print(output.table("", ["", "preview (nothing sent)"], rows))
-    if open_browser:
-        webbrowser.open(files[1].resolve().as_uri())
+    if open_browser and not webbrowser.open(files[1].resolve().as_uri()):
+        # No browser this process can start (a server without a display):
+        # say where the file is rather than pretend.
+        output.stderr.print(f"no browser to open here; open {files[1].resolve()}", markup=False)

@@ -197,3 +197,17 @@ def test_a_sound_override_passes_and_is_used(
     assert (tmp_path / "invitation-fun.txt").read_text().startswith("Yo Léa !")
     code, out, _ = invoke(cli, "config", "check", "--json")
     assert code == 0 and json.loads(out)["templates"] == "checked"
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_open_hands_the_html_to_a_browser_or_says_where_it_is(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: bool
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr("webbrowser.open", lambda url: asked.append(url) or opened)
+
+    code, _, err = invoke(cli, "preview", "invitation", "--out", str(tmp_path), "--open")
+
+    html = (tmp_path / "invitation-friendly.html").resolve()
+    assert code == 0 and asked == [html.as_uri()]
+    assert ("no browser to open here" in err) is not opened and (str(html) in err) is not opened
