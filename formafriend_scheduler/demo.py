@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from formafriend_scheduler.clock import FrozenClock, SystemClock
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.eligibility import Month
+from formafriend_scheduler.eligibility import Month, send_schedule
 from formafriend_scheduler.errors import DatabaseNotEmpty
 from formafriend_scheduler.hooks.events import ALERTS_RESOLVED, ALERTS_TRIGGERED, Event, EventBus
 from formafriend_scheduler.jobs.cleanup import CleanupJob
 from formafriend_scheduler.jobs.health import run_health_check
+from formafriend_scheduler.jobs.mailing import defaults_of
 from formafriend_scheduler.jobs.monthly import MonthlyInvitationsJob, MonthlyOptions
 from formafriend_scheduler.jobs.reminders import ReminderOptions, RemindersJob
 from formafriend_scheduler.reporting import RunReporter
@@ -78,11 +79,8 @@ def start_moment(real_now: datetime, settings: Settings) -> tuple[Month, datetim
     Paris): the moment most users go out, so every step of the demo happens
     in the month it sends. Users who picked a later day go out on their day."""
     month = Month.containing(real_now, settings.zone)
-    local = datetime(
-        month.year, month.month, settings.monthly_job_day, settings.monthly_job_hour,
-        tzinfo=settings.zone,
-    )  # fmt: skip
-    return month, local.astimezone(UTC)
+    # The schedule of a user without preferences: the run's own rule.
+    return month, send_schedule({}, defaults_of(settings)).moment(month)
 
 
 def run_demo(

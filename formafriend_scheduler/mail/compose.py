@@ -130,9 +130,14 @@ class Composer:
     def message_id(self, letter: Letter) -> str:
         return f"<{header_text(letter.key, 64)}.{letter.kind}@{self._domain}>"
 
+    @staticmethod
+    def tone_of(letter: Letter) -> str:
+        """The tone the letter is written in: an unknown one is the default."""
+        return letter.tone if letter.tone in TONES else DEFAULT_TONE
+
     def template_names(self, letter: Letter) -> tuple[str, str]:
         """The text and HTML templates this letter is written with."""
-        tone = letter.tone if letter.tone in TONES else DEFAULT_TONE
+        tone = self.tone_of(letter)
         family = "invitation" if letter.kind == "invitation" else "reminder"
         return f"{family}/{tone}.txt", f"{family}/{tone}.html"
 

@@ -65,10 +65,9 @@ class Preview:
         assert isinstance(message, EmailMessage)
         text = message.get_body(("plain",))
         html = message.get_body(("html",))
-        tone = composer.template_names(letter)[1].split("/")[-1].removesuffix(".html")
         return cls(
             letter,
-            tone,
+            composer.tone_of(letter),
             composed,
             message,
             text.get_content() if text is not None else "",

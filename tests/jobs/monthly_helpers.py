@@ -27,6 +27,11 @@ SEND_MOMENT = datetime(2027, 1, 5, 17, 0, tzinfo=UTC)  # the 5th, 18:00 in Paris
 DUE_WHENEVER = {"SCHEDULER_MONTHLY_JOB_DAY": "1", "SCHEDULER_MONTHLY_JOB_HOUR": "0"}
 
 
+# Quiet hours open all day but a minute, wherever the sender is: reminders
+# go out at whatever instant a test picks.
+REMINDERS_AT_ANY_HOUR = {"reminder_window_start": "00:00", "reminder_window_end": "23:59"}
+
+
 def monthly_settings(mongodb_uri: str, smtp_url: str, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "smtp_url": smtp_url,

@@ -18,7 +18,12 @@ from formafriend_scheduler.runner import Runner
 from formafriend_scheduler.seed import SeedPlan, seed
 from formafriend_scheduler.store import Store, connect
 from tests import contract
-from tests.jobs.monthly_helpers import JANUARY, monthly_settings, run_monthly
+from tests.jobs.monthly_helpers import (
+    JANUARY,
+    REMINDERS_AT_ANY_HOUR,
+    monthly_settings,
+    run_monthly,
+)
 from tests.smtpserver import SmtpServer
 
 # Late enough in the month that every seeded user's moment (days 1-28, in
@@ -49,12 +54,7 @@ def app_answers(store: Store, contact: dict[str, Any], now: datetime) -> None:
 def test_seed_then_every_job_leaves_only_documents_the_app_accepts(
     mongodb_uri: str, smtp_server: SmtpServer
 ) -> None:
-    settings = monthly_settings(
-        mongodb_uri,
-        smtp_server.url,
-        reminder_window_start="00:00",
-        reminder_window_end="23:59",
-    )
+    settings = monthly_settings(mongodb_uri, smtp_server.url, **REMINDERS_AT_ANY_HOUR)
     store = connect(settings)
     seed(store, SeedPlan(users=8, contacts_per_user=5), JANUARY_RUN - timedelta(days=40))
     store.indexes.ensure()

@@ -17,6 +17,7 @@ from formafriend_scheduler.runner import Runner
 from formafriend_scheduler.store import Store, connect
 from tests import factories
 from tests.jobs.monthly_helpers import (
+    REMINDERS_AT_ANY_HOUR,
     add_contacts,
     add_user,
     at_send_moment,
@@ -46,13 +47,7 @@ def send_all_three_kinds(settings: Settings, store: Store, *emails: str) -> dict
 
 
 def settings_for(mongodb_uri: str, smtp_server: SmtpServer, **overrides: Any) -> Settings:
-    return monthly_settings(
-        mongodb_uri,
-        smtp_server.url,
-        reminder_window_start="00:00",
-        reminder_window_end="23:59",
-        **overrides,
-    )
+    return monthly_settings(mongodb_uri, smtp_server.url, **REMINDERS_AT_ANY_HOUR, **overrides)
 
 
 def header_block(received: Received) -> list[bytes]:
