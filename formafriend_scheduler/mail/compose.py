@@ -27,6 +27,7 @@ from markupsafe import Markup, escape
 
 from formafriend_scheduler.eligibility import Month
 from formafriend_scheduler.mail.mime import CRLF, address, encoded_words, multipart_alternative
+from formafriend_scheduler.mail.skeleton import Bodies, Markers, opaque_slots
 from formafriend_scheduler.mail.text import body_text, french_date, header_text
 
 Kind = Literal["invitation", "reminder-first", "reminder-second"]
@@ -73,6 +74,23 @@ def _nl2br(value: str) -> Markup:
     return Markup("<br>\n").join(escape(line) for line in value.split("\n"))
 
 
+@dataclass(frozen=True)
+class _SenderPart:
+    """What the messages of one sender's letters of one kind and month share
+    (Composer._sender_part): the headers that name the sender, and the
+    bodies to fill in per recipient (None: rendered for each message)."""
+
+    subject: str
+    from_header: str
+    reply_to: str | None
+    bodies: Bodies | None
+
+
+# Sender parts kept per composer: a batch has a few dozen senders; the cap
+# only bounds a long run's memory (each part holds two bodies, about 7 KB).
+SENDER_PARTS_KEPT = 256
+
+
 class Composer:
     def __init__(
         self,
@@ -107,12 +125,16 @@ class Composer:
             auto_reload=False,
         )
         self._env.filters["nl2br"] = _nl2br
+        self._markers = Markers()
+        self._opaque: dict[tuple[str, str], bool] = {}
+        self._sender_parts: dict[tuple[object, ...], _SenderPart] = {}
+        self._date: tuple[object, str] = (None, "")
 
     def form_url(self, token: str) -> str:
-        return f"{self._base_url}/form?token={quote(token)}"
+        return f"{self._base_url}/form?token={_quoted(token)}"
 
     def unsubscribe_url(self, token: str) -> str:
-        return f"{self._base_url}/unsubscribe?token={quote(token)}"
+        return f"{self._base_url}/unsubscribe?token={_quoted(token)}"
 
     def list_unsubscribe(self, token: str) -> list[tuple[str, str]]:
         """RFC 2369 `List-Unsubscribe` (the HTTPS link, then the mailbox when
@@ -155,39 +177,109 @@ class Composer:
 
     def _context(self, letter: Letter) -> dict[str, object]:
         return {
-            "sender_name": header_text(letter.sender_name) or "Un ami",
+            **self._shared_context(letter),
             "first_name": header_text(letter.recipient_first_name) or None,
-            "custom_message": body_text(letter.custom_message) or None,
             "form_url": self.form_url(letter.token),
             "unsubscribe_url": self.unsubscribe_url(letter.token),
+        }
+
+    @staticmethod
+    def _shared_context(letter: Letter) -> dict[str, object]:
+        """What the letters of one sender, kind and month share (all but the slots)."""
+        return {
+            "sender_name": header_text(letter.sender_name) or "Un ami",
+            "custom_message": body_text(letter.custom_message) or None,
             "expires_on": french_date(letter.expires_at.astimezone(letter.timezone)),
             "month_label": letter.month.label,
             "days_left": letter.days_left,
             "reminder_number": "1er" if letter.kind == "reminder-first" else "2ème",
         }
 
-    def compose(self, letter: Letter, now: datetime) -> ComposedEmail:
+    def _sender_part(self, letter: Letter, has_first_name: bool) -> _SenderPart:
+        key = (
+            letter.kind,
+            letter.tone,
+            letter.sender_name,
+            letter.sender_email,
+            letter.custom_message,
+            letter.expires_at,
+            letter.timezone,
+            letter.month,
+            letter.days_left,
+            has_first_name,
+        )
+        part = self._sender_parts.get(key)
+        if part is None:
+            if len(self._sender_parts) >= SENDER_PARTS_KEPT:
+                self._sender_parts.clear()
+            part = self._sender_parts[key] = self._new_sender_part(letter, has_first_name)
+        return part
+
+    def _new_sender_part(self, letter: Letter, has_first_name: bool) -> _SenderPart:
         sender = header_text(letter.sender_name) or "Un ami"
+        reply_to = None
+        if letter.sender_email and "@" in letter.sender_email:
+            reply_to = address(sender, header_text(letter.sender_email, 254))
+        return _SenderPart(
+            subject=encoded_words(
+                SUBJECTS[letter.kind].format(sender=sender, month=letter.month.label)
+            ),
+            from_header=address(f"{sender} via {self._from_name}", self._from_address),
+            reply_to=reply_to,
+            bodies=self._skeleton(letter, has_first_name),
+        )
+
+    def _skeleton(self, letter: Letter, has_first_name: bool) -> Bodies | None:
+        """The letter's bodies with a field per slot (mail/skeleton.py), or
+        None when its templates do not treat the slots as opaque."""
+        names = self.template_names(letter)
+        if names not in self._opaque:
+            self._opaque[names] = all(opaque_slots(self._env, name) for name in names)
+        if not self._opaque[names]:
+            return None
+        first_name, form_url, unsubscribe_url = self._markers.values
+        context = {
+            **self._shared_context(letter),
+            "first_name": first_name if has_first_name else None,
+            "form_url": form_url,
+            "unsubscribe_url": unsubscribe_url,
+        }
+        text, html = (self._env.get_template(name).render(context) for name in names)
+        text_form, html_form = (self._markers.format_string(body) for body in (text, html))
+        if text_form is None or html_form is None:
+            self._opaque[names] = False  # a marker did not come out whole
+            return None
+        return Bodies(text_form, html_form)
+
+    def _date_header(self, now: datetime) -> str:
+        """RFC 5322's date, to the second: formatted once per second."""
+        second = (now.timestamp() // 1, now.utcoffset())
+        if self._date[0] != second:
+            self._date = (second, format_datetime(now))
+        return self._date[1]
+
+    def compose(self, letter: Letter, now: datetime) -> ComposedEmail:
         message_id = self.message_id(letter)
-        text, html = self.render(letter)
+        first_name = header_text(letter.recipient_first_name) or None
+        part = self._sender_part(letter, first_name is not None)
+        if part.bodies is None:
+            text, html = self.render(letter)
+        else:
+            slots = (first_name, self.form_url(letter.token), self.unsubscribe_url(letter.token))
+            text, html = part.bodies.fill(slots)
 
         recipient_name = header_text(
             " ".join(n for n in (letter.recipient_first_name, letter.recipient_last_name) if n)
         )
         headers = [
-            (
-                "Subject",
-                encoded_words(
-                    SUBJECTS[letter.kind].format(sender=sender, month=letter.month.label)
-                ),
-            ),
-            ("From", address(f"{sender} via {self._from_name}", self._from_address)),
+            ("Subject", part.subject),
+            ("From", part.from_header),
             ("To", address(recipient_name, letter.recipient_email)),
         ]
-        if letter.sender_email and "@" in letter.sender_email:
-            headers.append(("Reply-To", address(sender, header_text(letter.sender_email, 254))))
+        if part.reply_to is not None:
+            headers.append(("Reply-To", part.reply_to))
         headers += [
-            ("Date", format_datetime(now)),
+            ("Date", self._date_header(now)),
             ("Message-ID", message_id),
             *self.list_unsubscribe(letter.token),
             ("X-Form-A-Friend-Kind", letter.kind),
@@ -198,3 +290,9 @@ class Composer:
             message_id=message_id,
             data=multipart_alternative(headers, text, html),
         )
+
+
+def _quoted(token: str) -> str:
+    """The token in a URL: a token of letters and digits as it is (every
+    token the app makes: 64 hex digits), anything else percent-encoded."""
+    return token if token.isascii() and token.isalnum() else quote(token)
