@@ -1,4 +1,4 @@
-"""Batches to worker processes, with a per-batch timeout, respawn and one retry.
+"""Batches to worker processes, with a timeout, respawn and one retry.
 
 Each worker is forked from multiprocessing's fork server, a fresh process
 (no inherited MongoClient, SMTP connection, thread or lock) that has imported
@@ -6,7 +6,11 @@ the handler's module once; the worker builds its own handler from a picklable
 factory, ignores SIGINT/SIGTERM (the parent decides when to stop) and ends
 the moment the run does. The parent pulls tasks
 lazily from an iterator, so it never holds more than one task per worker.
-`InlinePool` runs the same handler in-process (`--workers 0`, tests, demo).
+A handler calls `progress()` as its batch advances (a mailing batch, after
+each chunk of messages); a batch is timed out when it has shown no progress
+for the timeout, so a long batch that keeps going is never killed for its
+length, and a stuck one is. `InlinePool` runs the same handler in-process
+(`--workers 0`, tests, demo).
 """
 
 from __future__ import annotations
@@ -54,8 +58,11 @@ class TaskResult:
     database_unavailable: bool = False  # it failed because MongoDB could not be reached
 
 
+Progress = Callable[[], None]  # "this batch is still advancing"
+
+
 class Handler(Protocol):
-    def __call__(self, task: Task) -> TaskResult: ...
+    def __call__(self, task: Task, progress: Progress) -> TaskResult: ...
 
     def close(self) -> None: ...
 
@@ -65,10 +72,22 @@ ResultCallback = Callable[[TaskResult], None]
 StopCheck = Callable[[], bool]
 
 
-def run_safely(handler: Handler, task: Task) -> TaskResult:
+def no_progress_report() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class StillWorking:
+    """What a worker sends its parent while a batch advances (see Progress)."""
+
+
+PROGRESS_EVERY_SECONDS = 1.0  # a worker tells its parent at most this often
+
+
+def run_safely(handler: Handler, task: Task, progress: Progress = no_progress_report) -> TaskResult:
     """A task that raises becomes a failed result; the worker carries on."""
     try:
-        result = handler(task)
+        result = handler(task, progress)
     except Exception as error:
         log.debug("task %s failed:\n%s", task.task_id, traceback.format_exc())
         return TaskResult(
@@ -137,6 +156,14 @@ def _worker_main(
         log_setup.apply()
     _die_with(parent_pid)
     handler = factory()
+    last_report = [time.monotonic()]
+
+    def progress() -> None:
+        now = time.monotonic()
+        if now - last_report[0] >= PROGRESS_EVERY_SECONDS:
+            last_report[0] = now
+            connection.send(StillWorking())
+
     try:
         while True:
             try:
@@ -145,7 +172,8 @@ def _worker_main(
                 return
             if task is None:
                 return
-            connection.send(run_safely(handler, task))
+            last_report[0] = time.monotonic()
+            connection.send(run_safely(handler, task, progress))
     finally:
         handler.close()
 
@@ -155,7 +183,7 @@ class _Worker:
     process: Any  # multiprocessing.process.BaseProcess
     connection: Connection
     task: Task | None = None
-    started: float = 0.0
+    started: float = 0.0  # when its task was dispatched, or last showed progress
 
 
 @dataclass
@@ -283,6 +311,9 @@ class ProcessPool:
                     result = worker.connection.recv()
                 except (EOFError, OSError):
                     self._lost(worker, "crashed", retries, on_result)
+                    continue
+                if isinstance(result, StillWorking):
+                    worker.started = time.monotonic()
                     continue
                 self._deaths_without_work = 0
                 worker.task = None

@@ -12,7 +12,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from formafriend_scheduler.pool import InlinePool, PoolBroken, ProcessPool, Task, TaskResult
+from formafriend_scheduler.pool import (
+    InlinePool,
+    PoolBroken,
+    ProcessPool,
+    Progress,
+    Task,
+    TaskResult,
+)
 
 REPO = Path(__file__).parents[1]
 
@@ -21,10 +28,14 @@ REPO = Path(__file__).parents[1]
 class Toy:
     """A handler whose behaviour each task's items choose (picklable for spawn)."""
 
-    def __call__(self, task: Task) -> TaskResult:
+    def __call__(self, task: Task, progress: Progress) -> TaskResult:
         action = task.items[0]
         if action == "hang" or (action == "hang-once" and task.attempt == 1):
             time.sleep(600)
+        if action == "long but advancing":
+            for _ in range(30):  # 3 s in all, each step well within the timeout
+                time.sleep(0.1)
+                progress()
         if action == "crash":
             os._exit(3)
         if action == "raise":
@@ -86,6 +97,17 @@ def test_a_hung_batch_is_killed_retried_once_then_reported_failed() -> None:
     assert results[2].failure is None  # the retry succeeded
     assert results[3].failure is None
     assert pool.events.timeouts == 3
+
+
+def test_a_batch_longer_than_the_timeout_that_keeps_advancing_is_not_killed() -> None:
+    # Given a timeout of 2 s (workers report progress at most once a second),
+    pool = ProcessPool(ToyFactory(), 1, task_timeout=2)
+    # when a batch takes 3 s but shows progress all along, and a hung one none,
+    results = run(pool, tasks("long but advancing", "hang"))
+    # then only the hung one is timed out (twice: its retry hangs too).
+    assert results[1].failure is None and results[1].stats["done"] == 1
+    assert results[2].failure == "timed out twice"
+    assert pool.events.timeouts == 2
 
 
 def test_a_crashed_worker_is_replaced_and_its_batch_retried() -> None:

@@ -24,6 +24,7 @@ from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.mail.compose import Composer, Letter
 from formafriend_scheduler.mail.ratelimit import RateLimiter
 from formafriend_scheduler.mail.transports import Delivery, Outcome, Transport
+from formafriend_scheduler.pool import Progress, no_progress_report
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.base import Document, WriteReport
 from formafriend_scheduler.store.outbox import Claim, Settle, outbox_key
@@ -166,10 +167,13 @@ class Deliverer:
         self._chunk_size = chunk_size
         self._record_every = record_every
 
-    def deliver(self, messages: list[Outgoing], effects: Effects) -> DeliveryCounts:
-        """Each chunk: claim it, send it, record its outcomes in the outbox;
-        the app's data every RECORD_EVERY messages and at the end (never once
-        the lease is lost: the next run writes them from the outbox)."""
+    def deliver(
+        self, messages: list[Outgoing], effects: Effects, progress: Progress = no_progress_report
+    ) -> DeliveryCounts:
+        """Each chunk: claim it, send it, record its outcomes in the outbox
+        (then `progress()`); the app's data every RECORD_EVERY messages and
+        at the end (never once the lease is lost: the next run writes them
+        from the outbox)."""
         counts = DeliveryCounts()
         unrecorded = ChunkResult()
         for chunk in chunked(messages, self._chunk_size):
@@ -186,6 +190,7 @@ class Deliverer:
             if result is None:
                 continue
             self._store.outbox.settle(result.settles, self._claimant)
+            progress()
             unrecorded.add(result)
             if len(unrecorded.sent) + len(unrecorded.bounced) >= self._record_every:
                 self._record(unrecorded, effects, counts)

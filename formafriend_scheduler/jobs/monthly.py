@@ -4,10 +4,12 @@ Two passes through one worker pool:
 1. users: pages of active senders whose send moment for the month has come
    and whose cycle is not done, in batches of SCHEDULER_BATCH_SIZE; a worker
    creates their invitations (the app's unique index makes a second one
-   impossible) and records the user's monthly run;
-2. sending: the month's queued invitations (new ones, and any left by an
-   earlier run), in batches of SCHEDULER_INVITATION_BATCH_SIZE; a worker
-   sends them through the outbox protocol (jobs/delivery.py).
+   impossible), records the user's monthly run, and sends the invitations it
+   created through the outbox protocol (jobs/delivery.py);
+2. sending: the month's queued invitations that are left (ones an earlier
+   run created, or this pass could not send), in batches of
+   SCHEDULER_INVITATION_BATCH_SIZE, through the same protocol.
+Once the mail server is found down, the first pass only creates.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ from formafriend_scheduler.jobs.mailing import (
     shared_rate_slot,
     worker_count,
 )
-from formafriend_scheduler.jobs.monthly_worker import CREATE, SEND, MonthlyWorkerFactory
+from formafriend_scheduler.jobs.monthly_worker import (
+    CREATE,
+    CREATE_AND_SEND,
+    SEND,
+    MonthlyWorkerFactory,
+)
 from formafriend_scheduler.pool import InlinePool, ProcessPool, Task, TaskResult
 from formafriend_scheduler.store.indexes import INVITATION_KEYS
 from formafriend_scheduler.store.users import parse_user_id, senders_filter
@@ -119,7 +126,9 @@ class MonthlyInvitationsJob:
             query = senders_filter(latest_send_day(month, now))
             progress.total = ctx.store.users.count(query) if only is None else 1
             ctx.progress(0, progress.total, "users")
-            pool.run(self._create_tasks(ctx, month, query, only), ctx.should_stop, collect)
+            pool.run(
+                self._create_tasks(ctx, month, query, only, progress), ctx.should_stop, collect
+            )
             if not ctx.should_stop():
                 self._send_pass(ctx, pool, progress, month, collect)
         return self._outcome(ctx, progress, month)
@@ -134,8 +143,17 @@ class MonthlyInvitationsJob:
 
     # -- pass 1: users --------------------------------------------------------
 
+    def _create_kind(self, progress: _Progress) -> str:
+        """Create and send, unless this is a dry run or sending has halted."""
+        return CREATE if self.options.dry_run or progress.halted else CREATE_AND_SEND
+
     def _create_tasks(
-        self, ctx: JobContext, month: Month, query: dict[str, Any], only: Any | None
+        self,
+        ctx: JobContext,
+        month: Month,
+        query: dict[str, Any],
+        only: Any | None,
+        progress: _Progress,
     ) -> Iterator[Task]:
         if latest_send_day(month, ctx.clock.now()) == 0:
             return  # a future month: nobody's send moment has come
@@ -165,15 +183,15 @@ class MonthlyInvitationsJob:
                     ctx.count("totalUsers")
                     batch.append(user["_id"])
                     if limit is not None and ctx.stats["totalUsers"] >= limit:
-                        yield Task(next(self._task_ids), CREATE, tuple(batch))
+                        yield Task(next(self._task_ids), self._create_kind(progress), tuple(batch))
                         return
                     if len(batch) >= batch_size:
-                        yield Task(next(self._task_ids), CREATE, tuple(batch))
+                        yield Task(next(self._task_ids), self._create_kind(progress), tuple(batch))
                         batch = []
                 if not more:
                     break
         if batch:
-            yield Task(next(self._task_ids), CREATE, tuple(batch))
+            yield Task(next(self._task_ids), self._create_kind(progress), tuple(batch))
 
     # -- pass 2: sending ------------------------------------------------------
 
@@ -220,17 +238,16 @@ class MonthlyInvitationsJob:
             # Some may have gone out before the batch failed: the outbox knows,
             # and the next run sends only what is still queued.
             ctx.count("unconfirmedInvitations", len(result.items))
-        if result.kind == CREATE:
-            if self.options.user_id is not None or self.options.limit is not None:
-                progress.processed_users.extend(result.items)
-            progress.done += len(result.items)
-        else:
-            progress.done += len(result.items)
-            if result.stats.get("smtpDown") and not progress.halted:
-                progress.halted = "the mail server is unavailable"
-                log.error(
-                    "sending stopped: %s; queued invitations wait for the next run", progress.halted
-                )
+        if result.kind != SEND and (
+            self.options.user_id is not None or self.options.limit is not None
+        ):
+            progress.processed_users.extend(result.items)
+        progress.done += len(result.items)
+        if result.stats.get("smtpDown") and not progress.halted:
+            progress.halted = "the mail server is unavailable"
+            log.error(
+                "sending stopped: %s; queued invitations wait for the next run", progress.halted
+            )
         ctx.progress(progress.done, max(progress.total, progress.done), progress.phase)
 
     def _outcome(self, ctx: JobContext, progress: _Progress, month: Month) -> JobOutcome:

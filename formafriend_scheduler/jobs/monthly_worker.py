@@ -1,5 +1,11 @@
 """What a worker does for monthly-invitations: create a batch of users'
-invitations, or send a batch of queued invitations.
+invitations and send them, or send a batch of queued invitations.
+
+Sending what a batch has just created, in the same task, saves reading it all
+back: the month's queued invitations page by page in the parent, then each
+batch's invitations, senders and contacts in a worker (monthly, in-process,
+9,004 invitations: about 40 µs of CPU and 0.05 round trips per invitation).
+The sending pass still follows, for what this pass did not send.
 
 Built in the worker process from a picklable factory, so each worker has its
 own MongoClient, SMTP connection and template environment.
@@ -28,15 +34,16 @@ from formafriend_scheduler.jobs.letters import MalformedDocument, letter_for
 from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worker_deliverer
 from formafriend_scheduler.lock import LeaseMirror
 from formafriend_scheduler.mail.transports import Delivery, Transport
-from formafriend_scheduler.pool import Task, TaskResult
+from formafriend_scheduler.pool import Progress, Task, TaskResult
 from formafriend_scheduler.store import Store
-from formafriend_scheduler.store.base import WriteReport
+from formafriend_scheduler.store.base import Document, WriteReport
 from formafriend_scheduler.store.invitations import new_invitation
 
 log = logging.getLogger(__name__)
 
-CREATE = "create"
-SEND = "send"
+CREATE = "create"  # create the invitations of a batch of users (a dry run; sending halted)
+CREATE_AND_SEND = "create-and-send"  # ... and send the ones created
+SEND = "send"  # send a batch of queued invitations
 
 
 class InvitationEffects(BounceEffects):
@@ -81,14 +88,14 @@ class MonthlyWorker:
     # fall after the month's invitations began (else None: nothing to check).
     switch_over: datetime | None = None
 
-    def __call__(self, task: Task) -> TaskResult:
+    def __call__(self, task: Task, progress: Progress) -> TaskResult:
         if not self.lease.holds(self.clock.now()):
             # The run lost its lease: another run owns the job now; this
             # batch is neither created nor sent here.
             return TaskResult(task.task_id, task.kind, {"leaseLost": 1})
-        if task.kind == CREATE:
-            return self.create(task)
-        return self.send(task)
+        if task.kind == SEND:
+            return self.send(task, progress)
+        return self.create(task, progress if task.kind == CREATE_AND_SEND else None)
 
     def close(self) -> None:
         self.transport.close()
@@ -96,7 +103,11 @@ class MonthlyWorker:
 
     # -- creating ---------------------------------------------------------
 
-    def create(self, task: Task) -> TaskResult:
+    def create(self, task: Task, sending: Progress | None) -> TaskResult:
+        """The batch's invitations, its cycle markers and statistics; then,
+        when `sending`, the invitations it created go out (reporting
+        progress there); the ones that existed already wait for the
+        sending pass."""
         now = self.clock.now()
         month = str(self.month)
         stats: Counter[str] = Counter()
@@ -119,9 +130,10 @@ class MonthlyWorker:
         for contact in self.store.contacts.of_owners(list(due)):
             contacts_by_owner[contact.get("ownerId")].append(contact)
 
-        docs = []
+        created: list[tuple[Document, Document]] = []  # (invitation, its contact)
         for user_id, (user, _) in due.items():
-            docs += self._invitations_for(user, contacts_by_owner.get(user_id, []), now, stats)
+            created += self._invitations_for(user, contacts_by_owner.get(user_id, []), now, stats)
+        docs = [doc for doc, _ in created]
 
         if self.dry_run:
             existing = self.store.invitations.existing_recipients(list(due), month)
@@ -129,7 +141,7 @@ class MonthlyWorker:
             stats["createdInvitations"] += len(fresh)
             stats["alreadyInvited"] += len(docs) - len(fresh)
         else:
-            failed_owners = self._insert(docs, stats, errors)
+            failed_owners, inserted = self._insert(docs, stats, errors)
             completed = [uid for uid in due if uid not in failed_owners]
             if not self.lease.holds(self.clock.now()):
                 completed = []  # no marker from a run that lost its lease
@@ -159,9 +171,33 @@ class MonthlyWorker:
                 log.warning(
                     "user %s: could not record the cycle's statistics (%s)", user_id, reason
                 )
+            if sending is not None:
+                outgoing = self._letters(
+                    [(doc, contact) for doc, contact in created if id(doc) in inserted],
+                    {uid: user for uid, (user, _) in due.items()},
+                )
+                self._deliver(outgoing, stats, errors, sending)
         stats["processedUsers"] += len(due)
         stats["batchesProcessed"] += 1
         return TaskResult(task.task_id, task.kind, dict(stats), errors)
+
+    def _letters(
+        self, created: list[tuple[Document, Document]], senders: dict[Any, Document]
+    ) -> list[Outgoing]:
+        """The messages of invitations just created from these documents. One
+        a letter cannot be made of (a malformed field) stays queued: the
+        sending pass counts and logs it."""
+        defaults = defaults_of(self.settings)
+        outgoing = []
+        for invitation, contact in created:
+            try:
+                letter = letter_for(
+                    "invitation", invitation, senders[invitation["fromUserId"]], contact, defaults
+                )
+            except MalformedDocument:
+                continue
+            outgoing.append(Outgoing(invitation, contact, letter.recipient_email, letter))
+        return outgoing
 
     def _counted_by_original(self, user_ids: list[Any]) -> set[Any]:
         """Users whose invitations for the month the Node.js service created
@@ -178,7 +214,8 @@ class MonthlyWorker:
         contacts: list[dict[str, Any]],
         now: datetime,
         stats: Counter[str],
-    ) -> list[dict[str, Any]]:
+    ) -> list[tuple[Document, Document]]:
+        """(invitation to create, its contact) for each contact that can get one."""
         lifetime = timedelta(days=self.settings.invitation_expiry_days)
         docs, seen = [], set()
         for contact in contacts:
@@ -195,15 +232,17 @@ class MonthlyWorker:
                     )
                 continue
             seen.add(email)
-            docs.append(monthly_invitation(user, contact, self.month, now, lifetime))
+            docs.append((monthly_invitation(user, contact, self.month, now, lifetime), contact))
         return docs
 
     def _insert(
-        self, docs: list[dict[str, Any]], stats: Counter[str], errors: list[str]
-    ) -> set[Any]:
+        self, docs: list[Document], stats: Counter[str], errors: list[str]
+    ) -> tuple[set[Any], set[int]]:
         """Insert in bulk writes of SCHEDULER_INVITATION_BATCH_SIZE; returns the
-        users with an invitation that could not be written (not complete)."""
+        users with an invitation that could not be written (not complete),
+        and the `id()` of each document inserted."""
         failed_owners: set[Any] = set()
+        inserted: set[int] = set()
         size = self.settings.invitation_batch_size
         for start in range(0, len(docs), size):
             chunk = docs[start : start + size]
@@ -222,12 +261,15 @@ class MonthlyWorker:
                 stats["failedCreates"] += 1
                 errors.append(f"create for user {owner}: {reason}")
                 failed_owners.add(owner)
-        return failed_owners
+            refused = set(outcome.duplicates) | set(outcome.errors)
+            inserted |= {id(doc) for index, doc in enumerate(chunk) if index not in refused}
+        return failed_owners, inserted
 
     # -- sending ------------------------------------------------------------
 
-    def send(self, task: Task) -> TaskResult:
+    def send(self, task: Task, progress: Progress) -> TaskResult:
         stats: Counter[str] = Counter()
+        errors: list[str] = []
         invitations = self.store.invitations.load_queued(list(task.items))
         senders = {
             u["_id"]: u for u in self.store.users.load({i.get("fromUserId") for i in invitations})
@@ -254,8 +296,15 @@ class MonthlyWorker:
                 log.warning("skipped: %s", error)
                 continue
             outgoing.append(Outgoing(invitation, contact, letter.recipient_email, letter))
+        self._deliver(outgoing, stats, errors, progress)
+        stats["batchesProcessed"] += 1
+        return TaskResult(task.task_id, task.kind, dict(stats), errors)
+
+    def _deliver(
+        self, outgoing: list[Outgoing], stats: Counter[str], errors: list[str], progress: Progress
+    ) -> None:
         stats["totalInvitations"] += len(outgoing)
-        counts = self.deliverer.deliver(outgoing, InvitationEffects(self.store))
+        counts = self.deliverer.deliver(outgoing, InvitationEffects(self.store), progress)
         stats["sentInvitations"] += counts.sent
         stats["bouncedInvitations"] += counts.bounced
         stats["failedInvitations"] += counts.failed + counts.not_attempted
@@ -264,8 +313,7 @@ class MonthlyWorker:
         stats["smtpDown"] += int(counts.server_down)
         stats["repairedDocuments"] += counts.repaired
         stats["failedWrites"] += counts.failed_writes
-        stats["batchesProcessed"] += 1
-        return TaskResult(task.task_id, task.kind, dict(stats), counts.errors)
+        errors += counts.errors
 
 
 def monthly_invitation(

@@ -18,7 +18,7 @@ from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worke
 from formafriend_scheduler.lock import LeaseMirror
 from formafriend_scheduler.mail.compose import Kind
 from formafriend_scheduler.mail.transports import Delivery, Transport
-from formafriend_scheduler.pool import Task, TaskResult
+from formafriend_scheduler.pool import Progress, Task, TaskResult
 from formafriend_scheduler.reminder_rules import (
     REMINDABLE_STATUSES,
     ReminderType,
@@ -74,7 +74,7 @@ class ReminderWorker:
         self.transport.close()
         self.store.close()
 
-    def __call__(self, task: Task) -> TaskResult:
+    def __call__(self, task: Task, progress: Progress) -> TaskResult:
         now = self.clock.now()
         stats: Counter[str] = Counter()
         invitations = self.store.invitations.load(list(task.items))

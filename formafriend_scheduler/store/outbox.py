@@ -83,6 +83,9 @@ class Claim:
     settled: dict[str, Document] = field(default_factory=dict)
     # Held by another claimant that is still working on it.
     busy: set[str] = field(default_factory=set)
+    # Settled by this same run already (sent, bounced or failed): counted
+    # once, left for the next run to finish or retry.
+    deferred: set[str] = field(default_factory=set)
 
 
 class OutboxRepository(Repository):
@@ -108,7 +111,10 @@ class OutboxRepository(Repository):
         worker of this same run (the pool only retries a batch after killing
         the worker that had it) or a claim older than `stale_before` (a run
         that died). Delivered ones are reported as settled: never sent again.
-        Anything else is busy: another live claimant holds it.
+        Anything else is busy: another live claimant holds it. One this same
+        run has already settled is deferred: a run tries each message once
+        (its first pass sends what it creates; its sending pass must not
+        count those again), and the next run finishes or retries it.
         """
         if not entries:
             return Claim()
@@ -153,6 +159,9 @@ class OutboxRepository(Repository):
         wanted: dict[str, int] = {}
         for key in keys:
             doc = found.get(key)
+            if doc is not None and doc.get("runId") == run_id and doc.get("state") != "handed":
+                claim.deferred.add(key)
+                continue
             if doc is not None and doc.get("state") in FINAL_STATES:
                 claim.settled[key] = doc
                 continue

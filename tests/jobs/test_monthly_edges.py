@@ -15,6 +15,7 @@ from formafriend_scheduler.store import Store, connect
 from tests import factories
 from tests.jobs.monthly_helpers import (
     JANUARY,
+    SEND_MOMENT,
     add_contacts,
     add_user,
     at_send_moment,
@@ -85,6 +86,27 @@ def test_policy_refusals_of_some_recipients_never_stop_the_others(
     assert (result.status, result.exit_code) == ("partial", ExitCode.PARTIAL)  # 10 % failed
     assert "unavailable" not in result.message
     assert store.db["invitations"].count_documents({"status": "queued"}) == 3
+
+
+def test_a_message_that_failed_is_tried_once_per_run_and_sent_by_the_next(
+    setup: tuple[Any, Store], smtp_server: SmtpServer
+) -> None:
+    """The first pass sends what it creates; its sending pass leaves alone
+    what that pass already tried, so a failure counts once; the next run
+    sends it."""
+    settings, store = setup
+    alice = add_user(store)
+    add_contacts(store, alice, "a@x.org", "b@x.org")
+    smtp_server.refuse_always("b@x.org", "554 5.7.1 Message refused by policy")
+
+    first = run_monthly(settings, store, at_send_moment())
+    smtp_server.recorder.always.clear()
+    second = run_monthly(settings, store, FrozenClock(SEND_MOMENT + timedelta(hours=1)))
+
+    assert (first.stats["sentInvitations"], first.stats["failedInvitations"]) == (1, 1)
+    assert (second.stats["sentInvitations"], second.stats["failedInvitations"]) == (1, 0)
+    assert smtp_server.recipients() == {"a@x.org": 1, "b@x.org": 1}
+    assert store.db["invitations"].count_documents({"status": "sent"}) == 2
 
 
 def test_a_backfilled_month_does_not_hide_the_next_one(

@@ -69,9 +69,7 @@ def test_a_killed_worker_of_the_same_run_is_taken_over_at_once(
     assert retry.claimed == {"i1:invitation"}  # type: ignore[attr-defined]
 
 
-def test_failed_messages_are_retried_and_delivered_ones_never(
-    store: Store, clock: FrozenClock
-) -> None:
+def run_a_fails_i1_and_sends_i2(store: Store, clock: FrozenClock) -> None:
     claim(store, clock, "run-a/1", "run-a", "i1:invitation", "i2:invitation")
     store.outbox.settle(
         [
@@ -80,6 +78,12 @@ def test_failed_messages_are_retried_and_delivered_ones_never(
         ],
         "run-a/1",
     )
+
+
+def test_failed_messages_are_retried_and_delivered_ones_never(
+    store: Store, clock: FrozenClock
+) -> None:
+    run_a_fails_i1_and_sends_i2(store, clock)
     later = claim(store, clock, "run-b/2", "run-b", "i1:invitation", "i2:invitation")
     assert later.claimed == {"i1:invitation"}  # type: ignore[attr-defined]
     assert set(later.settled) == {"i2:invitation"}  # type: ignore[attr-defined]
@@ -108,3 +112,18 @@ def test_claimants_racing_for_the_same_messages_get_each_one_once(
         thread.join()
 
     assert sorted(key for claimed in claims.values() for key in claimed) == sorted(keys)
+
+
+def test_a_run_tries_each_message_once_and_leaves_its_outcomes_to_the_next_run(
+    store: Store, clock: FrozenClock
+) -> None:
+    # Given run-a settled i1 failed and i2 sent (its app data not written yet),
+    run_a_fails_i1_and_sends_i2(store, clock)
+    # when run-a's own sending pass meets them again, it leaves both alone
+    again = claim(store, clock, "run-a/2", "run-a", "i1:invitation", "i2:invitation")
+    assert again.deferred == {"i1:invitation", "i2:invitation"}  # type: ignore[attr-defined]
+    assert not again.claimed and not again.settled  # type: ignore[attr-defined]
+    # and the next run retries the one and finishes the other.
+    later = claim(store, clock, "run-b/1", "run-b", "i1:invitation", "i2:invitation")
+    assert later.claimed == {"i1:invitation"}  # type: ignore[attr-defined]
+    assert set(later.settled) == {"i2:invitation"}  # type: ignore[attr-defined]
