@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 from formafriend_scheduler.clock import Clock
@@ -54,8 +55,9 @@ class Outgoing:
     def invitation_id(self) -> Any:
         return self.invitation["_id"]
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # Read five times per message (claim, send, settle): formatted once.
         return outbox_key(self.invitation_id, self.letter.kind)
 
 

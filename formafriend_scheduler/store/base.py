@@ -10,7 +10,13 @@ from typing import Any, ClassVar, Protocol
 from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import (
+    BulkWriteError,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    WriteConcernError,
+    WriteError,
+)
 
 from formafriend_scheduler.clock import to_utc
 from formafriend_scheduler.errors import StoreError
@@ -32,10 +38,11 @@ class BulkOutcome:
     errors: dict[int, str] = field(default_factory=dict)  # index -> why, for other refusals
 
 
-def bulk_errors(error: BulkWriteError) -> tuple[list[int], dict[int, str]]:
+def bulk_errors(write_errors: list[Document]) -> tuple[list[int], dict[int, str]]:
+    """A bulk's write errors: (indexes refused as duplicates, index -> why for the others)."""
     duplicates: list[int] = []
     others: dict[int, str] = {}
-    for write_error in error.details.get("writeErrors", []):
+    for write_error in write_errors:
         index = int(write_error.get("index", -1))
         if write_error.get("code") == DUPLICATE_KEY:
             duplicates.append(index)
@@ -65,6 +72,10 @@ MAX_BULK_OPERATIONS = 10_000
 # take 0.30 s, 100 never return; inserts and deletes are not affected). Bulks
 # of 50 cost MongoDB one more round trip per 50 documents.
 MAX_UPDATES_PER_BULK = 50
+# Operations sent as one plain write command (see Repository._write_command):
+# a command must fit in one BSON document (16 MB); bigger bulks go through
+# PyMongo's bulk_write, which splits by size.
+MAX_OPERATIONS_PER_COMMAND = 1_000
 
 
 @dataclass
@@ -156,6 +167,12 @@ class Repository:
         if self._handle.in_process:
             # mongomock cannot take the bulk operations of current pymongo.
             return self._one_by_one(operations)
+        one_kind = len({type(op) for op in operations}) == 1
+        if one_kind and len(operations) <= MAX_OPERATIONS_PER_COMMAND:
+            try:
+                return self._write_command(operations)
+            except DocumentTooLarge:
+                pass  # PyMongo's bulk splits by size
         requests = [
             InsertOne(op.document) if isinstance(op, Insert) else UpdateOne(op.filter, op.update)
             for op in operations
@@ -163,7 +180,7 @@ class Repository:
         try:
             result = self.collection.bulk_write(requests, ordered=False)
         except BulkWriteError as error:
-            duplicates, errors = bulk_errors(error)
+            duplicates, errors = bulk_errors(error.details.get("writeErrors", []))
             if -1 in errors:  # a write error without its index: which one failed is unknown
                 return self._again_one_by_one(operations)
             details = error.details
@@ -174,6 +191,40 @@ class Repository:
             # `nModified` or the errors' indexes, which PyMongo cannot read.
             return self._again_one_by_one(operations)
         return BulkOutcome(result.modified_count + result.inserted_count, result.matched_count)
+
+    def _write_command(self, operations: Sequence[WriteOp]) -> BulkOutcome:
+        """One `insert` or `update` command built from plain documents.
+
+        PyMongo's bulk_write spends more CPU than the server exchange itself
+        on small bulks (an operation object, its validation and bulk
+        bookkeeping per document: 8 to 13 µs per operation against 5 to 7 µs
+        for the command, measured on 50-document bulks), and the scheduler's
+        bulks are all small and of one kind. Not retried by PyMongo (its
+        retryable writes): the repositories' retry policy repeats the whole
+        call, and every update is guarded (see update_each).
+        """
+        inserts = [op.document for op in operations if isinstance(op, Insert)]
+        updates = [{"q": op.filter, "u": op.update} for op in operations if isinstance(op, Update)]
+        if inserts and updates:
+            raise ValueError("one write command carries one kind of operation")
+        command: Document = (
+            {"insert": self.collection_name, "documents": inserts, "ordered": False}
+            if inserts
+            else {"update": self.collection_name, "updates": updates, "ordered": False}
+        )
+        reply = self._handle.db.command(command)
+        if "writeConcernError" in reply:
+            concern = reply["writeConcernError"]
+            raise WriteConcernError(str(concern.get("errmsg")), concern.get("code"), reply)
+        errors = reply.get("writeErrors", [])
+        if "n" not in reply or any("index" not in error for error in errors):
+            # FerretDB v1 answers an update with write errors without `n`,
+            # `nModified` or the errors' indexes: which one failed is unknown.
+            return self._again_one_by_one(operations)
+        duplicates, others = bulk_errors(errors)
+        if "insert" in command:
+            return BulkOutcome(int(reply["n"]), 0, duplicates, others)
+        return BulkOutcome(int(reply.get("nModified", 0)), int(reply["n"]), duplicates, others)
 
     def _again_one_by_one(self, operations: Sequence[WriteOp]) -> BulkOutcome:
         """After a bulk whose reply could not be read per operation. Updates are

@@ -160,3 +160,27 @@ def test_an_insert_retried_after_a_lost_reply_counts_its_own_documents_as_create
 
     assert outcome.applied == 4  # three by the lost attempt, one now
     assert [docs[i]["toEmail"] for i in outcome.duplicates] == ["c4@x.org"]
+
+
+@pytest.mark.real_server_only  # mongomock writes one document at a time
+def test_a_bulk_too_big_for_one_command_is_split_by_size_and_loses_nothing(
+    store: Store,
+) -> None:
+    # Three documents of 6 MB: one write command would exceed BSON's 16 MB.
+    docs = [{"_id": ObjectId(), "blob": "x" * 6_000_000} for _ in range(3)]
+    duplicate = {"_id": docs[0]["_id"], "blob": "again"}
+
+    outcome = store.contacts.tolerant_bulk_write([base.Insert(doc) for doc in [*docs, duplicate]])
+
+    assert (outcome.applied, outcome.duplicates) == (3, [3])
+    assert store.db["contacts"].count_documents({}) == 3
+
+
+def test_a_refused_insert_is_named_by_its_place_in_the_bulk(store: Store) -> None:
+    taken = ObjectId()
+    store.db["contacts"].insert_one({"_id": taken})
+    ops = [base.Insert({"_id": ObjectId()}), base.Insert({"_id": taken}), base.Insert({"_id": 3})]
+
+    outcome = store.contacts.tolerant_bulk_write(ops)
+
+    assert (outcome.applied, outcome.duplicates, outcome.errors) == (2, [1], {})
