@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -38,6 +39,8 @@ class Toy:
                 progress()
         if action == "crash":
             os._exit(3)
+        if action == "count frozen objects":
+            return TaskResult(task.task_id, task.kind, {"frozen": gc.get_freeze_count()})
         if action == "raise":
             raise ValueError("bad batch")
         return TaskResult(task.task_id, task.kind, {"done": 1, "pid": os.getpid()})
@@ -75,6 +78,12 @@ def test_every_task_gets_one_result_from_several_processes() -> None:
     assert all(r.failure is None for r in results.values())
     assert len({r.stats["pid"] for r in results.values()}) == 2
     assert os.getpid() not in {r.stats["pid"] for r in results.values()}
+
+
+def test_a_worker_starts_with_the_fork_servers_imports_out_of_the_collectors_reach() -> None:
+    # Its collections then never write to (and copy) the pages it shares.
+    results = run(ProcessPool(ToyFactory(), 1, task_timeout=30), tasks("count frozen objects"))
+    assert results[1].stats["frozen"] > 10_000
 
 
 def test_a_run_with_no_task_starts_no_worker() -> None:
