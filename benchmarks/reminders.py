@@ -87,6 +87,9 @@ def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[s
         db.users.insert_many(batch)  # gives each user its _id
         contacts, invitations = [], []
         for offset, user in enumerate(batch):
+            # As the monthly run sends them: a user's invitations together,
+            # so those due a reminder are due it in the same hour.
+            sent_due = now - timedelta(days=rng.uniform(3.01, 6))
             for number in range(min(CONTACTS_PER_USER, count - made)):
                 made += 1
                 # The seed's e-mail (user<i>@example.org), not its username,
@@ -94,9 +97,7 @@ def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[s
                 email = f"c{number}.user{start + offset}@example.net"
                 contacts.append(sample_contact(rng, user["_id"], email, now))
                 is_due = rng.random() < due_share
-                sent_at = now - (
-                    timedelta(days=rng.uniform(3.01, 6)) if is_due else timedelta(days=1)
-                )
+                sent_at = sent_due if is_due else now - timedelta(days=1)
                 doc = new_invitation(
                     from_user_id=user["_id"],
                     to_email=email,

@@ -76,19 +76,18 @@ def _nl2br(value: str) -> Markup:
 
 @dataclass(frozen=True)
 class _SenderPart:
-    """What the messages of one sender's letters of one kind and month share
-    (Composer._sender_part): the headers that name the sender, and the
-    bodies to fill in per recipient (None: rendered for each message)."""
+    """The headers that name the sender, shared by the messages of one
+    sender's letters of one kind and month (Composer._sender_part)."""
 
     subject: str
     from_header: str
     reply_to: str | None
-    bodies: Bodies | None
 
 
-# Sender parts kept per composer: a batch has a few dozen senders; the cap
-# only bounds a long run's memory (each part holds two bodies, about 7 KB).
+# Sender parts and bodies kept per composer: a batch has a few dozen senders;
+# the caps only bound a long run's memory (bodies are about 7 KB a pair).
 SENDER_PARTS_KEPT = 256
+BODIES_KEPT = 64
 
 
 class Composer:
@@ -128,6 +127,7 @@ class Composer:
         self._markers = Markers()
         self._opaque: dict[tuple[str, str], bool] = {}
         self._sender_parts: dict[tuple[object, ...], _SenderPart] = {}
+        self._bodies: dict[tuple[object, ...], Bodies | None] = {}
         self._date: tuple[object, str] = (None, "")
 
     def form_url(self, token: str) -> str:
@@ -195,27 +195,16 @@ class Composer:
             "reminder_number": "1er" if letter.kind == "reminder-first" else "2ème",
         }
 
-    def _sender_part(self, letter: Letter, has_first_name: bool) -> _SenderPart:
-        key = (
-            letter.kind,
-            letter.tone,
-            letter.sender_name,
-            letter.sender_email,
-            letter.custom_message,
-            letter.expires_at,
-            letter.timezone,
-            letter.month,
-            letter.days_left,
-            has_first_name,
-        )
+    def _sender_part(self, letter: Letter) -> _SenderPart:
+        key = (letter.kind, letter.sender_name, letter.sender_email, letter.month)
         part = self._sender_parts.get(key)
         if part is None:
             if len(self._sender_parts) >= SENDER_PARTS_KEPT:
                 self._sender_parts.clear()
-            part = self._sender_parts[key] = self._new_sender_part(letter, has_first_name)
+            part = self._sender_parts[key] = self._new_sender_part(letter)
         return part
 
-    def _new_sender_part(self, letter: Letter, has_first_name: bool) -> _SenderPart:
+    def _new_sender_part(self, letter: Letter) -> _SenderPart:
         sender = header_text(letter.sender_name) or "Un ami"
         reply_to = None
         if letter.sender_email and "@" in letter.sender_email:
@@ -226,10 +215,28 @@ class Composer:
             ),
             from_header=address(f"{sender} via {self._from_name}", self._from_address),
             reply_to=reply_to,
-            bodies=self._skeleton(letter, has_first_name),
         )
 
-    def _skeleton(self, letter: Letter, has_first_name: bool) -> Bodies | None:
+    def _bodies_for(self, letter: Letter, has_first_name: bool) -> tuple[Bodies | None, str]:
+        """The letter's bodies with a field per slot, or None when they are
+        rendered for each message; and the sender's name as the templates see it.
+
+        Keyed by what the templates are given (the sender's name aside: a
+        slot), not by the letter's raw values: reminders expire at instants a
+        few days apart but on dates the letter shows alike.
+        """
+        shared = self._shared_context(letter)
+        sender = str(shared.pop("sender_name"))
+        key = (letter.kind, letter.tone, has_first_name, *shared.values())
+        if key not in self._bodies:
+            if len(self._bodies) >= BODIES_KEPT:
+                self._bodies.clear()
+            self._bodies[key] = self._skeleton(letter, has_first_name, shared)
+        return self._bodies[key], sender
+
+    def _skeleton(
+        self, letter: Letter, has_first_name: bool, shared: dict[str, object]
+    ) -> Bodies | None:
         """The letter's bodies with a field per slot (mail/skeleton.py), or
         None when its templates do not treat the slots as opaque."""
         names = self.template_names(letter)
@@ -237,9 +244,10 @@ class Composer:
             self._opaque[names] = all(opaque_slots(self._env, name) for name in names)
         if not self._opaque[names]:
             return None
-        first_name, form_url, unsubscribe_url = self._markers.values
+        first_name, form_url, unsubscribe_url, sender_name = self._markers.values
         context = {
-            **self._shared_context(letter),
+            **shared,
+            "sender_name": sender_name,
             "first_name": first_name if has_first_name else None,
             "form_url": form_url,
             "unsubscribe_url": unsubscribe_url,
@@ -261,12 +269,14 @@ class Composer:
     def compose(self, letter: Letter, now: datetime) -> ComposedEmail:
         message_id = self.message_id(letter)
         first_name = header_text(letter.recipient_first_name) or None
-        part = self._sender_part(letter, first_name is not None)
-        if part.bodies is None:
+        part = self._sender_part(letter)
+        bodies, sender = self._bodies_for(letter, first_name is not None)
+        if bodies is None:
             text, html = self.render(letter)
         else:
-            slots = (first_name, self.form_url(letter.token), self.unsubscribe_url(letter.token))
-            text, html = part.bodies.fill(slots)
+            token = letter.token
+            slots = (first_name, self.form_url(token), self.unsubscribe_url(token), sender)
+            text, html = bodies.fill(slots)
 
         recipient_name = header_text(
             " ".join(n for n in (letter.recipient_first_name, letter.recipient_last_name) if n)

@@ -18,8 +18,8 @@ from formafriend_scheduler.mail.text import body_text, french_date, header_text
 NOW = datetime(2027, 1, 5, 17, 0, tzinfo=UTC)
 
 
-def composer(templates_dir: Path | None = None) -> Composer:
-    return Composer(
+def composer(templates_dir: Path | None = None, kind: type[Composer] = Composer) -> Composer:
+    return kind(
         from_address="noreply@form-a-friend.com",
         from_name="Form-a-Friend",
         base_url="https://faf.example.org/",

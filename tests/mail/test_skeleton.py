@@ -1,4 +1,4 @@
-"""Letters rendered once per sender and filled in per recipient
+"""Letters rendered once for many senders and filled in per message
 (mail/skeleton.py): always the same bodies as rendering each message."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from formafriend_scheduler.mail.compose import TONES, Composer, Kind, Letter
-from formafriend_scheduler.mail.skeleton import Markers, opaque_slots
+from formafriend_scheduler.mail.skeleton import Bodies, Markers, opaque_slots
 from tests.mail.test_compose import NOW, composer, letter
 
 KINDS: tuple[Kind, ...] = ("invitation", "reminder-first", "reminder-second")
@@ -25,17 +25,24 @@ SENDERS = [("Alice", None), ("<i>Bob</i> & Co", "Un message\navec {deux} lignes 
 class RenderingEachMessage(Composer):
     """The composer as it was: both templates rendered for every message."""
 
-    def _skeleton(self, letter: Letter, has_first_name: bool) -> None:
+    def _skeleton(self, letter: Letter, has_first_name: bool, shared: dict[str, object]) -> None:
         return None
 
 
+class CountingRenders(Composer):
+    """The composer, counting the renders of its sender parts."""
+
+    renders = 0
+
+    def _skeleton(
+        self, letter: Letter, has_first_name: bool, shared: dict[str, object]
+    ) -> Bodies | None:
+        self.renders += 1
+        return super()._skeleton(letter, has_first_name, shared)
+
+
 def per_message(templates_dir: Path | None = None) -> Composer:
-    return RenderingEachMessage(
-        from_address="noreply@form-a-friend.com",
-        from_name="Form-a-Friend",
-        base_url="https://faf.example.org/",
-        templates_dir=templates_dir,
-    )
+    return composer(templates_dir, RenderingEachMessage)
 
 
 def wire(composer_: Composer, letter_: Letter) -> bytes:
@@ -93,6 +100,30 @@ def test_the_expiry_month_and_days_left_are_each_letters_own() -> None:
         )
         assert wire(shared, letter_) == wire(per_message(), letter_)
         assert f"reste {days} jour" in bodies(shared, letter_)[0]
+
+
+def test_reminders_of_one_sender_that_show_the_same_expiry_date_are_rendered_once() -> None:
+    counting = composer(kind=CountingRenders)
+    assert isinstance(counting, CountingRenders)
+    base = datetime(2027, 3, 6, 17, 0, tzinfo=UTC)  # 18:00 in Paris
+    for hours in range(6):  # until 23:59 in Paris: the same date
+        letter_ = letter(
+            kind="reminder-first", expires_at=base + timedelta(hours=hours, minutes=59)
+        )
+        assert wire(counting, letter_) == wire(per_message(), letter_)
+    assert counting.renders == 1
+    next_day = letter(kind="reminder-first", expires_at=base + timedelta(hours=6))  # 00:00
+    assert wire(counting, next_day) == wire(per_message(), next_day)
+    assert counting.renders == 2
+
+
+def test_letters_of_several_senders_share_one_rendering_and_keep_their_names() -> None:
+    counting = composer(kind=CountingRenders)
+    assert isinstance(counting, CountingRenders)
+    for sender in ("Alice", "<i>Bob</i> & Co", "", "Zoé {0}"):
+        letter_ = letter(kind="reminder-first", sender_name=sender, days_left=3)
+        assert wire(counting, letter_) == wire(per_message(), letter_)
+    assert counting.renders == 1
 
 
 def _override(tmp_path: Path, body: str, name: str = "invitation/friendly.txt") -> Composer:
@@ -176,7 +207,7 @@ def test_a_layout_that_looks_into_a_slot_makes_its_templates_render_each_message
 
 def test_a_marker_that_did_not_come_out_whole_is_refused() -> None:
     markers = Markers()
-    first, form, _ = markers.values
+    first, form, *_ = markers.values
     assert markers.format_string(f"a {first} b {form.replace('<', '&lt;')} {{c}}") == (
         "a {0} b {3} {{c}}"
     )
