@@ -67,11 +67,13 @@ WriteOp = Insert | Update
 # maxWriteBatchSize (100,000 on MongoDB), but DocumentDB refuses more than
 # 25,000 while advertising more; 10,000 per round trip costs nothing anywhere.
 MAX_BULK_OPERATIONS = 10_000
-# Updates per bulk write: FerretDB v1 stops answering (and then answers no one)
-# when one `update` command carries 100 operations or more (measured here: 99
-# take 0.30 s, 100 never return; inserts and deletes are not affected). Bulks
-# of 50 cost MongoDB one more round trip per 50 documents.
-MAX_UPDATES_PER_BULK = 50
+# Updates per bulk write on FerretDB v1, which stops answering (and then
+# answers no one) when one `update` command carries 100 operations or more
+# (measured here: 99 take 0.30 s, 100 never return; inserts and deletes are
+# not affected). Only there (Store.updates_per_bulk asks the server once): on
+# MongoDB and FerretDB v2 the app's writes per 100 messages are one round trip
+# each, not two (0.02 round trips per invitation).
+FERRETDB_V1_UPDATES_PER_BULK = 50
 # Operations sent as one plain write command (see Repository._write_command):
 # a command must fit in one BSON document (16 MB); bigger bulks go through
 # PyMongo's bulk_write, which splits by size.
@@ -131,6 +133,9 @@ class DatabaseHandle(Protocol):
     @property
     def db(self) -> Database[Document]: ...
 
+    @property
+    def updates_per_bulk(self) -> int: ...
+
 
 class Repository:
     collection_name: ClassVar[str]
@@ -148,11 +153,11 @@ class Repository:
 
     def tolerant_bulk_write(self, operations: Sequence[WriteOp]) -> BulkOutcome:
         """Unordered bulk writes (of at most MAX_BULK_OPERATIONS each, or
-        MAX_UPDATES_PER_BULK with updates) in which one bad document cannot
+        the server's `updates_per_bulk` with updates) in which one bad document cannot
         stop the rest."""
         outcome = BulkOutcome()
         inserts_only = all(isinstance(op, Insert) for op in operations)
-        step = MAX_BULK_OPERATIONS if inserts_only else MAX_UPDATES_PER_BULK
+        step = MAX_BULK_OPERATIONS if inserts_only else self._handle.updates_per_bulk
         for start in range(0, len(operations), step):
             part = self._bulk_write(operations[start : start + step])
             outcome.applied += part.applied

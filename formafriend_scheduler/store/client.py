@@ -25,7 +25,11 @@ from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import ConfigError
 from formafriend_scheduler.redact import Redactor
 from formafriend_scheduler.store.alerts import AlertStateRepository, CounterRepository
-from formafriend_scheduler.store.base import Document
+from formafriend_scheduler.store.base import (
+    FERRETDB_V1_UPDATES_PER_BULK,
+    MAX_BULK_OPERATIONS,
+    Document,
+)
 from formafriend_scheduler.store.claims import ClaimLedger
 from formafriend_scheduler.store.contacts import ContactRepository
 from formafriend_scheduler.store.cycles import CycleRepository
@@ -56,6 +60,7 @@ class ClientProvider:
         self._timeout_ms = int(timeout_seconds * 1000)
         self._client: Any = None
         self._pid: int | None = None
+        self._updates_per_bulk: int | None = None
 
     @property
     def in_process(self) -> bool:
@@ -65,7 +70,21 @@ class ClientProvider:
         if self._client is None or self._pid != os.getpid():
             self._client = self._make()
             self._pid = os.getpid()
+            self._updates_per_bulk = None
         return self._client
+
+    def updates_per_bulk(self) -> int:
+        """Update operations one `update` command may carry on this server:
+        asked once per client (FerretDB v1 names itself in `buildInfo`)."""
+        client = self.client()
+        if self._updates_per_bulk is None:
+            if self.in_process:
+                self._updates_per_bulk = MAX_BULK_OPERATIONS
+            else:
+                info = client.admin.command("buildInfo")
+                v1 = "ferretdbVersion" in info
+                self._updates_per_bulk = FERRETDB_V1_UPDATES_PER_BULK if v1 else MAX_BULK_OPERATIONS
+        return self._updates_per_bulk
 
     def _make(self) -> Any:
         if self.in_process:
@@ -152,6 +171,10 @@ class Store:
     @property
     def in_process(self) -> bool:
         return self._provider.in_process
+
+    @property
+    def updates_per_bulk(self) -> int:
+        return self._provider.updates_per_bulk()
 
     def once(self) -> Store:
         """This store (same client) making one attempt per operation: for a

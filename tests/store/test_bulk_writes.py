@@ -43,7 +43,7 @@ def test_a_document_that_refuses_its_update_is_named_and_the_others_are_written(
 def test_bulks_are_split_below_the_servers_batch_limit(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(base, "MAX_UPDATES_PER_BULK", 2)
+    monkeypatch.setattr(Store, "updates_per_bulk", property(lambda self: 2))
     bulks: list[int] = []
     real_bulk = base.Repository._bulk_write
 
@@ -58,14 +58,27 @@ def test_bulks_are_split_below_the_servers_batch_limit(
     assert bulks == [2, 2, 1]
 
 
-def test_a_hundred_updates_and_more_go_through_in_bulks_of_fifty(store: Store) -> None:
-    # FerretDB v1 never answers one `update` command of 100 operations or more.
+def test_a_hundred_updates_and_more_go_through_in_bulks_of_fifty_on_ferretdb_v1_only(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FerretDB v1 never answers one `update` command of 100 operations or
+    # more; other servers get them in one command.
+    bulks: list[int] = []
+    real_bulk = base.Repository._bulk_write
+
+    def counting(self: Any, operations: Any) -> Any:
+        bulks.append(len(operations))
+        return real_bulk(self, operations)
+
+    monkeypatch.setattr(base.Repository, "_bulk_write", counting)
     ids = insert(store, "contacts", *({"n": i} for i in range(120)))
 
     report = store.contacts.update_each([guarded_increment(i) for i in ids])
 
     assert report.applied == 120
     assert store.db["contacts"].count_documents({"done": True}) == 120
+    ferretdb_v1 = not store.in_process and "ferretdbVersion" in store.db.command("buildInfo")
+    assert bulks == ([50, 50, 20] if ferretdb_v1 else [120])
 
 
 @pytest.mark.parametrize(
