@@ -28,6 +28,19 @@ def guarded_increment(doc_id: Any) -> tuple[Any, Update, bool]:
     return doc_id, Update({"_id": doc_id, "done": {"$ne": True}}, update), False
 
 
+def counted_bulks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each bulk write from now on, in order."""
+    bulks: list[int] = []
+    real_bulk = base.Repository._bulk_write
+
+    def counting(self: Any, operations: Any) -> Any:
+        bulks.append(len(operations))
+        return real_bulk(self, operations)
+
+    monkeypatch.setattr(base.Repository, "_bulk_write", counting)
+    return bulks
+
+
 def test_a_document_that_refuses_its_update_is_named_and_the_others_are_written(
     store: Store,
 ) -> None:
@@ -44,14 +57,7 @@ def test_bulks_are_split_below_the_servers_batch_limit(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(Store, "updates_per_bulk", property(lambda self: 2))
-    bulks: list[int] = []
-    real_bulk = base.Repository._bulk_write
-
-    def counting(self: Any, operations: Any) -> Any:
-        bulks.append(len(operations))
-        return real_bulk(self, operations)
-
-    monkeypatch.setattr(base.Repository, "_bulk_write", counting)
+    bulks = counted_bulks(monkeypatch)
     ids = insert(store, "contacts", *({"n": i} for i in range(5)))
 
     assert store.contacts.update_each([guarded_increment(i) for i in ids]).applied == 5
@@ -63,14 +69,7 @@ def test_a_hundred_updates_and_more_go_through_in_bulks_of_fifty_on_ferretdb_v1_
 ) -> None:
     # FerretDB v1 never answers one `update` command of 100 operations or
     # more; other servers get them in one command.
-    bulks: list[int] = []
-    real_bulk = base.Repository._bulk_write
-
-    def counting(self: Any, operations: Any) -> Any:
-        bulks.append(len(operations))
-        return real_bulk(self, operations)
-
-    monkeypatch.setattr(base.Repository, "_bulk_write", counting)
+    bulks = counted_bulks(monkeypatch)
     ids = insert(store, "contacts", *({"n": i} for i in range(120)))
 
     report = store.contacts.update_each([guarded_increment(i) for i in ids])
