@@ -225,7 +225,7 @@ def benchmark(
     for name, ok in checks.items():
         print(f"check: {name}: {'ok' if ok else 'FAILED'}")
     return {"users": users, "ratio": ratio, "figures": figures, "checks": checks,
-            "scans": seen_scans, "workers": workers}  # fmt: skip
+            "scans": seen_scans, "workers": workers, "count": count}  # fmt: skip
 
 
 def main() -> int:
@@ -272,6 +272,15 @@ def main() -> int:
         for name, (seq, _) in result["scans"].items():
             print(f"  {label}: sequential scans of {name}: {seq}")
     if len(results) > 1:
+        # What one more invitation costs, and what a run costs before its
+        # first (start-up: imports, the fork server, connections), from the
+        # smallest and largest runs: a figure per invitation mixes the two.
+        first, last = results[0], results[-1]
+        cpu = [r["figures"]["cpu_ms"] * r["count"] / 1000 for r in (first, last)]
+        marginal = (cpu[1] - cpu[0]) / (last["count"] - first["count"]) * 1000
+        fixed = cpu[0] - marginal * first["count"] / 1000
+        print(f"  CPU: {marginal:.3f} ms per further invitation, {fixed:.2f} s per run "
+              "whatever its size (not a target: how the CPU per invitation splits)")  # fmt: skip
         small, large = results[0]["figures"]["peak_mb"], results[-1]["figures"]["peak_mb"]
         flat = large <= small * 1.1
         print(

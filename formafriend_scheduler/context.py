@@ -91,6 +91,7 @@ class JobContext:
         # then a lost lease, then a limit.
         if self.stop is None or STOP_PRECEDENCE[reason] > STOP_PRECEDENCE[self.stop.reason]:
             self.stop = StopRequest(reason, detail, signum)
+            self.lease.mirror.stop()  # workers: no chunk of messages after the current one
             log.warning("%s: stopping after in-flight work (%s)", self.job_type, detail)
 
     def should_stop(self) -> bool:

@@ -47,12 +47,19 @@ class LeaseMirror:
     with every worker's clock past the expiry, so none of them claims or sends
     another message, even before the parent's heartbeat learns of a takeover.
     Created in the parent and handed to the workers as a process argument.
+
+    It also carries the run's decision to stop (a signal, a limit): a worker
+    then finishes the chunk of messages it is in and claims no other, so a
+    batch that sends hundreds of messages ends within seconds of the stop
+    instead of at the shutdown grace, when it is cut and its claimed chunk
+    waits for the next run to find it stale.
     """
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._expires_at = context.Value("d", 0.0)  # seconds since the epoch
         self._lost = context.Value("b", 0)
+        self._stopping = context.Value("b", 0)
 
     def update(self, expires_at: datetime) -> None:
         self._expires_at.value = expires_at.timestamp()
@@ -62,6 +69,12 @@ class LeaseMirror:
 
     def holds(self, now: datetime) -> bool:
         return not self._lost.value and now.timestamp() < self._expires_at.value
+
+    def stop(self) -> None:
+        self._stopping.value = 1
+
+    def stopping(self) -> bool:
+        return bool(self._stopping.value)
 
 
 class Lease:

@@ -41,8 +41,9 @@ class Recorder:
     stall_for: set[str] = field(default_factory=set)
     # seconds to wait before answering the end of DATA (a slow, accepting server)
     reply_delay: float = 0.0
-    # offer PIPELINING (RFC 2920): the client then sends MAIL, RCPT and DATA at once
-    pipelining: bool = False
+    # offer PIPELINING (RFC 2920), as Postfix and most relays do: the client then
+    # sends MAIL, RCPT and DATA at once, and the next message's with a content
+    pipelining: bool = True
     stalled: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)

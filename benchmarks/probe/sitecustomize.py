@@ -53,8 +53,10 @@ if _DIR:
     def _counting_send(self: smtplib.SMTP, data: str | bytes) -> None:
         smtp["writes"] += 1
         raw = data.encode() if isinstance(data, str) else data
-        # A message (ending with CRLF . CRLF) is one command; commands are lines.
-        smtp["commands"] += 1 if raw.endswith(b"\r\n.\r\n") else raw.count(b"\r\n")
+        # A message (ending with CRLF . CRLF) is one command; commands are
+        # lines, also those sent after a message in the same write.
+        _, end, after = raw.rpartition(b"\r\n.\r\n")
+        smtp["commands"] += (1 if end else 0) + after.count(b"\r\n")
         _send(self, data)
 
     smtplib.SMTP.send = _counting_send  # type: ignore[method-assign]

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 from formafriend_scheduler.clock import Clock
-from formafriend_scheduler.mail.compose import Composer, Letter
+from formafriend_scheduler.mail.compose import ComposedEmail, Composer, Letter
 from formafriend_scheduler.mail.ratelimit import RateLimiter
 from formafriend_scheduler.mail.transports import Delivery, Outcome, Transport
 from formafriend_scheduler.pool import Progress, no_progress_report
@@ -154,6 +154,7 @@ class Deliverer:
         claimant: str,
         stale_after: timedelta,
         holds_lease: Callable[[], bool] = lambda: True,
+        stopping: Callable[[], bool] = lambda: False,
         chunk_size: int = CHUNK_SIZE,
         record_every: int = RECORD_EVERY,
     ) -> None:
@@ -166,6 +167,7 @@ class Deliverer:
         self._claimant = claimant
         self._stale_after = stale_after
         self._holds_lease = holds_lease
+        self._stopping = stopping
         self._chunk_size = chunk_size
         self._record_every = record_every
 
@@ -182,9 +184,10 @@ class Deliverer:
             if not counts.fenced and not self._holds_lease():
                 counts.fenced = True
                 log.warning("the run's lease is lost: this worker claims and sends nothing more")
-            if counts.server_down or counts.fenced:
-                # No point claiming and failing the rest (or no right to): they
-                # stay pending (queued, no outbox entry) for the next run.
+            if counts.server_down or counts.fenced or self._stopping():
+                # No point claiming and failing the rest (or no right to, or
+                # the run is stopping): they stay pending (queued, no outbox
+                # entry) for the next run.
                 counts.not_attempted += len(chunk)
                 continue
             claim = self._claim(chunk, effects, counts)
@@ -232,14 +235,28 @@ class Deliverer:
         """Send the claimed messages; their outcomes, to record (None when the
         lease was lost meanwhile: nothing is written then)."""
         result = ChunkResult()
-        for message in (m for m in chunk if m.key in claim.claimed):
+        claimed = [m for m in chunk if m.key in claim.claimed]
+        # Each message is composed before the one ahead of it is sent, so
+        # the transport can open its transaction early (SMTP pipelining);
+        # only claimed messages of this chunk, and nothing is delivered
+        # before its own turn.
+        composed = self._compose(claimed[0]) if claimed else None
+        for index, message in enumerate(claimed):
             if not self._holds_lease():
                 # Lost meanwhile: send nothing more. The rest stay claimed
                 # (`handed`) until stale, when the run that took over sends them.
                 counts.fenced = True
-                counts.not_attempted += 1
-                continue
-            delivery = self._send(message)
+                counts.not_attempted += len(claimed) - index
+                break
+            current = composed
+            composed = self._compose(claimed[index + 1]) if index + 1 < len(claimed) else None
+            if isinstance(current, Delivery):
+                delivery = current  # could not be composed
+            else:
+                assert current is not None
+                self._rate_limiter.wait_turn()
+                upcoming = composed if isinstance(composed, ComposedEmail) else None
+                delivery = self._transport.deliver(current, upcoming)
             {Outcome.SENT: result.sent, Outcome.BOUNCED: result.bounced}.get(
                 delivery.outcome, result.failed
             ).append((message, delivery))
@@ -303,11 +320,10 @@ class Deliverer:
         counts.repaired += len(report.repaired)
         counts.failed_writes += len(report.failed)
 
-    def _send(self, message: Outgoing) -> Delivery:
+    def _compose(self, message: Outgoing) -> ComposedEmail | Delivery:
+        """The message, or the failure to compose it."""
         try:
-            email = self._composer.compose(message.letter, self._clock.now())
+            return self._composer.compose(message.letter, self._clock.now())
         except Exception as error:  # a template or a value that cannot be rendered
             log.error("could not compose %s: %s", message.key, error)
             return Delivery(Outcome.FAILED, self._transport.name, f"compose: {error}")
-        self._rate_limiter.wait_turn()
-        return self._transport.deliver(email)

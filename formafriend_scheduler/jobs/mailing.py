@@ -55,6 +55,7 @@ def worker_deliverer(
         # A live worker cannot hold a message longer than a batch may run.
         stale_after=timedelta(milliseconds=settings.worker_timeout_ms),
         holds_lease=lambda: lease.holds(clock.now()),
+        stopping=lease.stopping,
     )
     return store, transport, deliverer
 

@@ -73,6 +73,10 @@ def test_sigterm_finishes_or_cuts_in_flight_work_and_is_recorded_interrupted(
     (record,) = mailing.records()
     assert record["status"] == "interrupted" and record["exitCode"] == 143
     assert mailing.lock_holder() is None  # released: the next run need not wait
+    if signals == 1:
+        # Workers finish the chunk they are in and claim no other: nothing is
+        # left claimed, so a plain next run sends the rest.
+        assert mailing.store.db["scheduler_outbox"].count_documents({"state": "handed"}) == 0
     # (an interrupted batch leaves its chunk claimed: taken over once stale)
     assert (mailing.take_over() if signals == 2 else mailing.run()) == 0
     mailing.assert_exactly_once(crashes=signals - 1)

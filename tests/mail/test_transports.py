@@ -117,7 +117,7 @@ class Dead:
     def __init__(self) -> None:
         self.calls = 0
 
-    def deliver(self, email: ComposedEmail) -> Delivery:
+    def deliver(self, email: ComposedEmail, then: ComposedEmail | None = None) -> Delivery:
         self.calls += 1
         return Delivery(Outcome.FAILED, self.name, "connection refused", server_problem=True)
 
@@ -231,4 +231,97 @@ def test_refusals_reset_the_transaction_and_the_next_message_goes_out(
     assert smtp_server.recipients() == {"a@x.org": 1, "b@x.org": 1}
     connection = smtp._connect()
     assert connection.has_extn("pipelining") is pipelining
+    smtp.close()
+
+
+def counting_writes(smtp: SmtpTransport) -> list[bytes]:
+    """Every write the transport's connection makes after its EHLO."""
+    connection = smtp._connect()
+    connection.ehlo_or_helo_if_needed()
+    writes: list[bytes] = []
+    send = connection.send
+
+    def counted(data: str | bytes) -> None:
+        writes.append(data.encode() if isinstance(data, str) else data)
+        send(data)
+
+    connection.send = counted  # type: ignore[method-assign]
+    return writes
+
+
+def deliver_in_order(smtp: SmtpTransport, recipients: list[str]) -> list[Outcome]:
+    """As the deliverer sends a chunk: each message with the next one named."""
+    emails = [message(to) for to in recipients]
+    return [
+        smtp.deliver(email, emails[i + 1] if i + 1 < len(emails) else None).outcome
+        for i, email in enumerate(emails)
+    ]
+
+
+def test_with_pipelining_the_next_message_opens_with_this_ones_content(
+    smtp_server: SmtpServer,
+) -> None:
+    """One write per message (its content, then the next one's MAIL, RCPT and
+    DATA) instead of two; each message arrives once."""
+    smtp = transport(smtp_server)
+    writes = counting_writes(smtp)
+
+    outcomes = deliver_in_order(smtp, ["a@x.org", "b@x.org", "c@x.org"])
+
+    assert outcomes == [Outcome.SENT] * 3
+    assert smtp_server.recipients() == {"a@x.org": 1, "b@x.org": 1, "c@x.org": 1}
+    assert len(writes) == 4  # a's envelope; a + b's envelope; b + c's envelope; c
+    assert writes[1].endswith(b"\r\n.\r\nMAIL FROM:<noreply@form-a-friend.com>\r\n"
+                              b"RCPT TO:<b@x.org>\r\nDATA\r\n")  # fmt: skip
+    smtp.close()
+
+
+def test_a_message_opened_ahead_but_not_sent_next_is_never_delivered(
+    smtp_server: SmtpServer,
+) -> None:
+    smtp = transport(smtp_server)
+
+    assert smtp.deliver(message("a@x.org"), then=message("skipped@x.org")).outcome is Outcome.SENT
+    assert smtp.deliver(message("c@x.org"), then=message("closed@x.org")).outcome is Outcome.SENT
+    smtp.close()  # in the middle of closed@x.org's DATA: the connection is dropped
+
+    assert smtp_server.recipients() == {"a@x.org": 1, "c@x.org": 1}
+
+
+def test_a_recipient_refused_ahead_is_reported_on_its_own_turn(smtp_server: SmtpServer) -> None:
+    smtp_server.refuse_always("nobody@x.org", "550 5.1.1 User unknown")
+    smtp_server.refuse_once("grey@x.org", "450 4.2.0 Mailbox busy")
+    smtp = transport(smtp_server)
+
+    outcomes = deliver_in_order(smtp, ["a@x.org", "nobody@x.org", "grey@x.org", "b@x.org"])
+
+    assert outcomes == [Outcome.SENT, Outcome.BOUNCED, Outcome.SENT, Outcome.SENT]
+    assert smtp_server.recipients() == {"a@x.org": 1, "grey@x.org": 1, "b@x.org": 1}
+    smtp.close()
+
+
+def test_a_failure_after_a_message_opened_ahead_retries_on_a_new_connection(
+    smtp_server: SmtpServer,
+) -> None:
+    """The connection drops with b's transaction open: b goes out once, on a
+    new connection, and nothing of it arrived before."""
+    smtp = transport(smtp_server)
+    assert smtp.deliver(message("a@x.org"), then=message("b@x.org")).outcome is Outcome.SENT
+    assert smtp._connection is not None and smtp._connection.sock is not None
+    smtp._connection.sock.close()  # the server or a firewall dropped it
+
+    assert smtp.deliver(message("b@x.org")).outcome is Outcome.SENT
+    assert smtp_server.recipients() == {"a@x.org": 1, "b@x.org": 1}
+    smtp.close()
+
+
+def test_without_pipelining_the_next_message_waits_for_its_turn(smtp_server: SmtpServer) -> None:
+    smtp_server.recorder.pipelining = False
+    smtp = transport(smtp_server)
+    writes = counting_writes(smtp)
+
+    assert deliver_in_order(smtp, ["a@x.org", "b@x.org"]) == [Outcome.SENT] * 2
+
+    assert len(writes) == 8  # MAIL, RCPT, DATA and the content, each message alone
+    assert smtp_server.recipients() == {"a@x.org": 1, "b@x.org": 1}
     smtp.close()
