@@ -173,7 +173,7 @@ class MonthlyWorker:
                 )
             if sending is not None:
                 outgoing = self._letters(
-                    [(doc, contact) for doc, contact in created if id(doc) in inserted],
+                    [(doc, contact) for doc, contact in created if doc["_id"] in inserted],
                     {uid: user for uid, (user, _) in due.items()},
                 )
                 self._deliver(outgoing, stats, errors, sending)
@@ -237,12 +237,12 @@ class MonthlyWorker:
 
     def _insert(
         self, docs: list[Document], stats: Counter[str], errors: list[str]
-    ) -> tuple[set[Any], set[int]]:
+    ) -> tuple[set[Any], set[Any]]:
         """Insert in bulk writes of SCHEDULER_INVITATION_BATCH_SIZE; returns the
         users with an invitation that could not be written (not complete),
-        and the `id()` of each document inserted."""
+        and the `_id` of each document inserted."""
         failed_owners: set[Any] = set()
-        inserted: set[int] = set()
+        inserted: set[Any] = set()
         size = self.settings.invitation_batch_size
         for start in range(0, len(docs), size):
             chunk = docs[start : start + size]
@@ -262,7 +262,7 @@ class MonthlyWorker:
                 errors.append(f"create for user {owner}: {reason}")
                 failed_owners.add(owner)
             refused = set(outcome.duplicates) | set(outcome.errors)
-            inserted |= {id(doc) for index, doc in enumerate(chunk) if index not in refused}
+            inserted |= {doc["_id"] for index, doc in enumerate(chunk) if index not in refused}
         return failed_owners, inserted
 
     # -- sending ------------------------------------------------------------

@@ -187,11 +187,12 @@ class _Transactions:
         payload = smtplib._quote_periods(data) if b"\n." in data else data  # type: ignore[attr-defined]
         if payload[-2:] != b"\r\n":
             payload += b"\r\n"
-        ahead = _commands(*then) if then is not None and pipelining else None
-        smtp.send(payload + b".\r\n" + (ahead.encode("ascii") if ahead else b""))
+        ahead = then if pipelining else None
+        opening = _commands(*ahead).encode("ascii") if ahead is not None else b""
+        smtp.send(payload + b".\r\n" + opening)
         code, reply = self._final_reply()
-        if ahead is not None and then is not None:
-            self._opened(then)
+        if ahead is not None:
+            self._opened(ahead)
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
 
