@@ -30,7 +30,7 @@ from formafriend_scheduler.eligibility import (
     subdocument,
 )
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
-from formafriend_scheduler.jobs.letters import MalformedDocument, letter_for
+from formafriend_scheduler.jobs.letters import Letters, MalformedDocument
 from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worker_deliverer
 from formafriend_scheduler.lock import LeaseMirror
 from formafriend_scheduler.mail.transports import Delivery, Transport
@@ -187,12 +187,12 @@ class MonthlyWorker:
         """The messages of invitations just created from these documents. One
         a letter cannot be made of (a malformed field) stays queued: the
         sending pass counts and logs it."""
-        defaults = defaults_of(self.settings)
+        letters = Letters(defaults_of(self.settings))
         outgoing = []
         for invitation, contact in created:
             try:
-                letter = letter_for(
-                    "invitation", invitation, senders[invitation["fromUserId"]], contact, defaults
+                letter = letters.letter(
+                    "invitation", invitation, senders[invitation["fromUserId"]], contact
                 )
             except MalformedDocument:
                 continue
@@ -276,7 +276,7 @@ class MonthlyWorker:
         }
         pairs = {(i.get("fromUserId"), str(i.get("toEmail", "")).lower()) for i in invitations}
         contacts = self.store.contacts.by_owner_and_email(pairs)
-        defaults = defaults_of(self.settings)
+        letters = Letters(defaults_of(self.settings))
         outgoing = []
         for invitation in invitations:
             pair = (invitation.get("fromUserId"), str(invitation.get("toEmail", "")).lower())
@@ -290,7 +290,7 @@ class MonthlyWorker:
                 stats["heldContactUnreachable"] += 1
                 continue
             try:
-                letter = letter_for("invitation", invitation, sender, contact, defaults)
+                letter = letters.letter("invitation", invitation, sender, contact)
             except MalformedDocument as error:
                 stats["malformedInvitations"] += 1
                 log.warning("skipped: %s", error)

@@ -13,7 +13,7 @@ from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.eligibility import contact_skip_reason, send_schedule
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
-from formafriend_scheduler.jobs.letters import MalformedDocument, letter_for
+from formafriend_scheduler.jobs.letters import Letters, MalformedDocument
 from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worker_deliverer
 from formafriend_scheduler.lock import LeaseMirror
 from formafriend_scheduler.mail.compose import Kind
@@ -84,6 +84,7 @@ class ReminderWorker:
         pairs = {(i.get("fromUserId"), str(i.get("toEmail", "")).lower()) for i in invitations}
         contacts = self.store.contacts.by_owner_and_email(pairs)
         outgoing: list[Outgoing] = []
+        letters = Letters(defaults_of(self.settings))
         for invitation in invitations:
             stats["candidatesChecked"] += 1
             sender = senders.get(invitation.get("fromUserId"))
@@ -95,12 +96,11 @@ class ReminderWorker:
                 stats[skipped] += 1
                 continue
             try:
-                letter = letter_for(
+                letter = letters.letter(
                     LETTER_KIND[decision],
                     invitation,
                     sender,
                     contact,
-                    defaults_of(self.settings),
                     days_left=days_left(invitation, now),
                 )
             except MalformedDocument as error:
