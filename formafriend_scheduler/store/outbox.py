@@ -133,9 +133,14 @@ class OutboxRepository(Repository):
             for key, invitation_id, kind in entries
         ]
         # Inserts, not upserts that would share one `update` command with the
-        # previous chunk's settles: FerretDB v1 stalls until its timeout when
-        # two claimants upsert the same keys at once (measured here), and the
-        # round trip saved is 0.05 per message.
+        # previous chunk's settles (0.05 round trips per message saved):
+        # FerretDB v1 stalls until its timeout when two claimants upsert the
+        # same keys at once, and FerretDB v2 + DocumentDB answers such a race
+        # with `upserted` for the same key to more than one claimant (4
+        # claimants racing for 60 keys, 5 trials: 2 to 3 keys "created" by 2
+        # or 3 of them in 3 trials; measured 2026-12-06), which would send
+        # those messages twice. A duplicate `_id` on insert is refused
+        # everywhere.
         outcome = self.tolerant_bulk_write([Insert(doc) for doc in docs])
         existing = [docs[index]["_id"] for index in outcome.duplicates]
         claim = Claim(claimed={doc["_id"] for doc in docs} - set(existing))
