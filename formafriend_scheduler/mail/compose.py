@@ -8,11 +8,12 @@ path (for example `invitation/friendly.html`).
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -197,12 +198,9 @@ class Composer:
 
     def _sender_part(self, letter: Letter) -> _SenderPart:
         key = (letter.kind, letter.sender_name, letter.sender_email, letter.month)
-        part = self._sender_parts.get(key)
-        if part is None:
-            if len(self._sender_parts) >= SENDER_PARTS_KEPT:
-                self._sender_parts.clear()
-            part = self._sender_parts[key] = self._new_sender_part(letter)
-        return part
+        return _kept(
+            self._sender_parts, key, SENDER_PARTS_KEPT, lambda: self._new_sender_part(letter)
+        )
 
     def _new_sender_part(self, letter: Letter) -> _SenderPart:
         sender = header_text(letter.sender_name) or "Un ami"
@@ -228,11 +226,10 @@ class Composer:
         shared = self._shared_context(letter)
         sender = str(shared.pop("sender_name"))
         key = (letter.kind, letter.tone, has_first_name, *shared.values())
-        if key not in self._bodies:
-            if len(self._bodies) >= BODIES_KEPT:
-                self._bodies.clear()
-            self._bodies[key] = self._skeleton(letter, has_first_name, shared)
-        return self._bodies[key], sender
+        bodies = _kept(
+            self._bodies, key, BODIES_KEPT, lambda: self._skeleton(letter, has_first_name, shared)
+        )
+        return bodies, sender
 
     def _skeleton(
         self, letter: Letter, has_first_name: bool, shared: dict[str, object]
@@ -300,6 +297,21 @@ class Composer:
             message_id=message_id,
             data=multipart_alternative(headers, text, html),
         )
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _kept(cache: dict[K, V], key: K, cap: int, make: Callable[[], V]) -> V:
+    """`cache[key]`, made when missing; a full cache is emptied first (a
+    batch's senders fit many times over; the cap only bounds a long run)."""
+    if key in cache:
+        return cache[key]
+    if len(cache) >= cap:
+        cache.clear()
+    value = cache[key] = make()
+    return value
 
 
 def _quoted(token: str) -> str:

@@ -208,10 +208,9 @@ class Repository:
         retryable writes): the repositories' retry policy repeats the whole
         call, and every update is guarded (see update_each).
         """
+        # One kind of operation (_bulk_write sends mixed bulks elsewhere).
         inserts = [op.document for op in operations if isinstance(op, Insert)]
         updates = [{"q": op.filter, "u": op.update} for op in operations if isinstance(op, Update)]
-        if inserts and updates:
-            raise ValueError("one write command carries one kind of operation")
         command: Document = (
             {"insert": self.collection_name, "documents": inserts, "ordered": False}
             if inserts
