@@ -299,11 +299,11 @@ class Composer:
         )
 
 
-K = TypeVar("K")
-V = TypeVar("V")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
-def _kept(cache: dict[K, V], key: K, cap: int, make: Callable[[], V]) -> V:
+def _kept(cache: dict[_K, _V], key: _K, cap: int, make: Callable[[], _V]) -> _V:
     """`cache[key]`, made when missing; a full cache is emptied first (a
     batch's senders fit many times over; the cap only bounds a long run)."""
     if key in cache:

@@ -2,44 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from bson import ObjectId
 
 from formafriend_scheduler.eligibility import Defaults
 from formafriend_scheduler.jobs import letters as letters_module
 from formafriend_scheduler.jobs.letters import Letters, MalformedDocument, letter_for
-from formafriend_scheduler.store.invitations import new_invitation
+from tests import factories
 
-NOW = datetime(2026, 11, 5, 17, 0, tzinfo=UTC)
+EXPIRES = datetime(2027, 1, 4, 17, 0, tzinfo=UTC)
 DEFAULTS = Defaults(day=5, hour=18, timezone="Europe/Paris")
 
 
 def sender(name: str, timezone: str) -> dict[str, Any]:
-    return {
-        "_id": ObjectId(),
-        "email": f"{name.lower()}@example.org",
-        "username": name.lower(),
-        "profile": {"firstName": name, "lastName": "Petit"},
-        "preferences": {"timezone": timezone, "emailTemplate": "fun", "customMessage": "Hâte !"},
-    }
+    return factories.user(
+        email=f"{name.lower()}@example.org",
+        profile={"firstName": name, "lastName": "Petit"},
+        preferences={"timezone": timezone, "emailTemplate": "fun", "customMessage": "Hâte !"},
+    )
 
 
 def invitation(owner: dict[str, Any], to_email: str, **fields: Any) -> dict[str, Any]:
-    doc = new_invitation(
-        from_user_id=owner["_id"],
-        to_email=to_email,
-        to_user_id=None,
-        month="2026-11",
-        template="professional",
-        custom_message=None,
-        now=NOW,
-        lifetime=timedelta(days=60),
+    fields.setdefault("metadata", {"template": "professional"})
+    return factories.invitation(
+        owner["_id"], to_email, fields.pop("month", "2026-11"), expires_at=EXPIRES, **fields
     )
-    return {**doc, **fields}
 
 
 def test_a_batch_writes_the_same_letters_as_one_at_a_time() -> None:
