@@ -89,6 +89,7 @@ class _SenderPart:
 # the caps only bound a long run's memory (bodies are about 7 KB a pair).
 SENDER_PARTS_KEPT = 256
 BODIES_KEPT = 64
+LETTER_BODIES_KEPT = 256
 
 
 class Composer:
@@ -129,6 +130,7 @@ class Composer:
         self._opaque: dict[tuple[str, str], bool] = {}
         self._sender_parts: dict[tuple[object, ...], _SenderPart] = {}
         self._bodies: dict[tuple[object, ...], Bodies | None] = {}
+        self._bodies_by_letter: dict[tuple[object, ...], tuple[Bodies | None, str]] = {}
         self._date: tuple[object, str] = (None, "")
 
     def form_url(self, token: str) -> str:
@@ -219,10 +221,32 @@ class Composer:
         """The letter's bodies with a field per slot, or None when they are
         rendered for each message; and the sender's name as the templates see it.
 
-        Keyed by what the templates are given (the sender's name aside: a
-        slot), not by the letter's raw values: reminders expire at instants a
-        few days apart but on dates the letter shows alike.
+        Found first by the letter's raw values: a sender's invitations of one
+        batch share them all (created at one instant), so what the templates
+        are given is worked out once per sender, not per message.
         """
+        raw = (
+            letter.kind,
+            letter.tone,
+            has_first_name,
+            letter.sender_name,
+            letter.custom_message,
+            letter.expires_at,
+            letter.timezone,
+            letter.month,
+            letter.days_left,
+        )
+        return _kept(
+            self._bodies_by_letter,
+            raw,
+            LETTER_BODIES_KEPT,
+            lambda: self._bodies_by_context(letter, has_first_name),
+        )
+
+    def _bodies_by_context(self, letter: Letter, has_first_name: bool) -> tuple[Bodies | None, str]:
+        """Keyed by what the templates are given (the sender's name aside: a
+        slot), not by the letter's raw values: reminders expire at instants a
+        few days apart but on dates the letter shows alike."""
         shared = self._shared_context(letter)
         sender = str(shared.pop("sender_name"))
         key = (letter.kind, letter.tone, has_first_name, *shared.values())

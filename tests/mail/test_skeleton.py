@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -100,6 +101,27 @@ def test_the_expiry_month_and_days_left_are_each_letters_own() -> None:
         )
         assert wire(shared, letter_) == wire(per_message(), letter_)
         assert f"reste {days} jour" in bodies(shared, letter_)[0]
+
+
+def test_one_expiry_instant_shows_each_senders_own_date() -> None:
+    # 23:30 UTC on 6 March is already 7 March in Paris: the bodies found for
+    # one letter's raw values must not serve a sender in another timezone.
+    shared = composer()
+    late = datetime(2027, 3, 6, 23, 30, tzinfo=UTC)
+    in_london = letter(expires_at=late, timezone=ZoneInfo("Europe/London"))
+    in_paris = letter(expires_at=late, timezone=ZoneInfo("Europe/Paris"))
+    assert "6 mars 2027" in bodies(shared, in_london)[0]
+    assert "7 mars 2027" in bodies(shared, in_paris)[0]
+    assert wire(shared, in_london) == wire(per_message(), in_london)
+
+
+def test_a_senders_letters_of_one_batch_are_rendered_once() -> None:
+    counting = composer(kind=CountingRenders)
+    assert isinstance(counting, CountingRenders)
+    for number in range(20):
+        recipient = letter(token=f"{number:064x}", recipient_first_name=f"Ami {number}")
+        assert wire(counting, recipient) == wire(per_message(), recipient)
+    assert counting.renders == 1
 
 
 def test_reminders_of_one_sender_that_show_the_same_expiry_date_are_rendered_once() -> None:
