@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, ClassVar
 
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.eligibility import contact_skip_reason, send_schedule
+from formafriend_scheduler.eligibility import contact_skip_reason
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
 from formafriend_scheduler.jobs.letters import Letters, MalformedDocument
 from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worker_deliverer
@@ -60,6 +60,15 @@ class ReminderEffects(BounceEffects):
         )
 
 
+@dataclass(frozen=True)
+class Window:
+    """The local hours reminders may go out in (SCHEDULER_REMINDER_WINDOW_*),
+    parsed once per batch, not per invitation."""
+
+    start: time
+    end: time
+
+
 @dataclass
 class ReminderWorker:
     settings: Settings
@@ -85,13 +94,17 @@ class ReminderWorker:
         contacts = self.store.contacts.by_owner_and_email(pairs)
         outgoing: list[Outgoing] = []
         letters = Letters(defaults_of(self.settings))
+        window = Window(
+            parse_time_of_day(self.settings.reminder_window_start),
+            parse_time_of_day(self.settings.reminder_window_end),
+        )
         for invitation in invitations:
             stats["candidatesChecked"] += 1
             sender = senders.get(invitation.get("fromUserId"))
             contact = contacts.get(
                 (invitation.get("fromUserId"), str(invitation.get("toEmail", "")).lower())
             )
-            decision, skipped = self._decide(invitation, sender, contact, now)
+            decision, skipped = self._decide(invitation, sender, contact, now, letters, window)
             if decision is None:
                 stats[skipped] += 1
                 continue
@@ -130,8 +143,12 @@ class ReminderWorker:
         sender: dict[str, Any] | None,
         contact: dict[str, Any] | None,
         now: datetime,
+        letters: Letters,
+        window: Window,
     ) -> tuple[ReminderType | None, str]:
-        """The reminder to send now, or None and the stat that says why not."""
+        """The reminder to send now, or None and the stat that says why not
+        (the sender's timezone as its letters have it: worked out once per
+        sender of the batch)."""
         if invitation.get("status") not in REMINDABLE_STATUSES:
             return None, "notDue"  # answered or expired since the candidate was listed
         kind = reminder_due(
@@ -143,10 +160,8 @@ class ReminderWorker:
             return None, "skippedPreference"
         if contact is None or contact_skip_reason(contact) is not None:
             return None, "skippedContact"
-        local = now.astimezone(send_schedule(sender, defaults_of(self.settings)).zone).time()
-        start = parse_time_of_day(self.settings.reminder_window_start)
-        end = parse_time_of_day(self.settings.reminder_window_end)
-        if not within_window(local, start, end):
+        local = now.astimezone(letters.facts(sender).timezone).time()
+        if not within_window(local, window.start, window.end):
             return None, "outsideWindow"
         return kind, ""
 
