@@ -79,3 +79,24 @@ def test_a_missing_sender_takes_the_defaults_and_a_malformed_invitation_is_refus
         batch.letter("invitation", invitation(owner, "c@example.net", toEmail="nope"), owner, None)
     with pytest.raises(MalformedDocument, match="month"):
         batch.letter("invitation", invitation(owner, "c@example.net", month="11/2026"), owner, None)
+
+
+def test_each_letter_of_a_batch_has_its_invitations_own_month() -> None:
+    owner = sender("Léa", "Europe/Paris")
+    batch = Letters(DEFAULTS)
+    months = ["2026-11", "2026-10", "2026-11", " 2026-10 "]
+    letters = [
+        batch.letter("reminder-first", invitation(owner, f"c{i}@example.net", month=m), owner, None)
+        for i, m in enumerate(months)
+    ]
+
+    assert [(letter.month.year, letter.month.month) for letter in letters] == [
+        (2026, 11),
+        (2026, 10),
+        (2026, 11),
+        (2026, 10),
+    ]
+    with pytest.raises(MalformedDocument, match="month"):  # refused every time, not remembered
+        batch.letter("invitation", invitation(owner, "c@example.net", month="2026-13"), owner, None)
+    with pytest.raises(MalformedDocument, match="month"):
+        batch.letter("invitation", invitation(owner, "d@example.net", month="2026-13"), owner, None)
