@@ -68,7 +68,8 @@ class Letters:
         self._defaults = defaults
         # By the sender document's identity, which the entry keeps alive.
         self._senders: dict[int, tuple[dict[str, Any], SenderFacts]] = {}
-        # A batch's letters are of one month or two: parsed once each.
+        # A batch's letters are of one month or two: each parsed once (by its
+        # text, which is all Month.parse reads).
         self._months: dict[str, Month] = {}
 
     def facts(self, sender: dict[str, Any]) -> SenderFacts:
@@ -98,16 +99,14 @@ class Letters:
             raise MalformedDocument(
                 f"invitation {invitation.get('_id')} has no expiresAt or creation date"
             )
-        parsed_month = self._months.get(month) if isinstance(month, str) else None
+        parsed_month = self._months.get(str(month))
         if parsed_month is None:
             try:
-                parsed_month = Month.parse(str(month))
+                parsed_month = self._months[str(month)] = Month.parse(str(month))
             except ValueError:
                 raise MalformedDocument(
                     f"invitation {invitation.get('_id')} has month {month!r}"
                 ) from None
-            if isinstance(month, str):
-                self._months[month] = parsed_month
         facts = self.facts(sender if sender is not None else _NO_SENDER)
         contact = contact or {}
         metadata = subdocument(invitation, "metadata")

@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time
+from functools import cached_property
 from typing import Any, ClassVar
 
 from formafriend_scheduler.clock import Clock
@@ -63,7 +64,7 @@ class ReminderEffects(BounceEffects):
 @dataclass(frozen=True)
 class Window:
     """The local hours reminders may go out in (SCHEDULER_REMINDER_WINDOW_*),
-    parsed once per batch, not per invitation."""
+    parsed once per worker, not per invitation."""
 
     start: time
     end: time
@@ -83,6 +84,13 @@ class ReminderWorker:
         self.transport.close()
         self.store.close()
 
+    @cached_property
+    def window(self) -> Window:
+        return Window(
+            parse_time_of_day(self.settings.reminder_window_start),
+            parse_time_of_day(self.settings.reminder_window_end),
+        )
+
     def __call__(self, task: Task, progress: Progress) -> TaskResult:
         now = self.clock.now()
         stats: Counter[str] = Counter()
@@ -94,17 +102,13 @@ class ReminderWorker:
         contacts = self.store.contacts.by_owner_and_email(pairs)
         outgoing: list[Outgoing] = []
         letters = Letters(defaults_of(self.settings))
-        window = Window(
-            parse_time_of_day(self.settings.reminder_window_start),
-            parse_time_of_day(self.settings.reminder_window_end),
-        )
         for invitation in invitations:
             stats["candidatesChecked"] += 1
             sender = senders.get(invitation.get("fromUserId"))
             contact = contacts.get(
                 (invitation.get("fromUserId"), str(invitation.get("toEmail", "")).lower())
             )
-            decision, skipped = self._decide(invitation, sender, contact, now, letters, window)
+            decision, skipped = self._decide(invitation, sender, contact, now, letters)
             if decision is None:
                 stats[skipped] += 1
                 continue
@@ -144,7 +148,6 @@ class ReminderWorker:
         contact: dict[str, Any] | None,
         now: datetime,
         letters: Letters,
-        window: Window,
     ) -> tuple[ReminderType | None, str]:
         """The reminder to send now, or None and the stat that says why not
         (the sender's timezone as its letters have it: worked out once per
@@ -161,7 +164,7 @@ class ReminderWorker:
         if contact is None or contact_skip_reason(contact) is not None:
             return None, "skippedContact"
         local = now.astimezone(letters.facts(sender).timezone).time()
-        if not within_window(local, window.start, window.end):
+        if not within_window(local, self.window.start, self.window.end):
             return None, "outsideWindow"
         return kind, ""
 
