@@ -1,10 +1,12 @@
 """Delivering a batch of e-mails exactly once (shared by monthly-invitations
 and reminders).
 
-Per chunk of messages: claim them in the outbox (`handed`), send each through
-the transport, then record the results in the outbox (one bulk of updates by
-`_id`). A crash can therefore leave at most one chunk sent and not recorded,
-which the next run sends again. The job-specific effects (the invitation
+Per CLAIM_EVERY messages: claim them in the outbox (`handed`); then per
+chunk of CHUNK_SIZE of them: send each through the transport and record the
+results in the outbox (one bulk of updates by `_id`). A crash can therefore
+leave at most one chunk sent and not recorded, which the next run sends
+again; the claimed messages not yet sent are sent once their claims are
+stale, and a run that stops gives them back at once. The job-specific effects (the invitation
 marked sent, a reminder pushed, a contact counted or marked bounced) follow
 for every RECORD_EVERY messages: once the outbox knows a message went out it
 is never sent again, and the next run finishes effects a stopped run had not
@@ -22,6 +24,7 @@ from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
 from formafriend_scheduler.clock import Clock
+from formafriend_scheduler.errors import SchedulerError
 from formafriend_scheduler.mail.compose import ComposedEmail, Composer, Letter
 from formafriend_scheduler.mail.ratelimit import RateLimiter
 from formafriend_scheduler.mail.transports import Delivery, Outcome, Transport
@@ -33,6 +36,14 @@ from formafriend_scheduler.store.outbox import Claim, Settle, outbox_key
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 20  # messages in flight per worker: the most a crash can duplicate
+# Messages claimed in one insert, then sent and recorded per chunk: per 100
+# messages one claim instead of five (DocumentDB, monthly, 9,004
+# invitations: 0.145 -> 0.105 round trips per invitation). What a crash costs
+# stays one chunk sent twice per worker: the claimed messages it had not sent
+# yet wait until their claims are stale (SCHEDULER_WORKER_TIMEOUT, 5 min)
+# and then go once; a run that stops or meets a mail server that is down
+# gives them back (OutboxRepository.release), to go with the next run.
+CLAIM_EVERY = 100
 # The app's data are written for this many delivered messages at once, not
 # per chunk: per 20 messages that is 2 round trips (claim, outcomes) and 0.4
 # for the effects instead of 4 (DocumentDB, monthly: 0.28 -> 0.20 round trips
@@ -156,6 +167,7 @@ class Deliverer:
         holds_lease: Callable[[], bool] = lambda: True,
         stopping: Callable[[], bool] = lambda: False,
         chunk_size: int = CHUNK_SIZE,
+        claim_every: int = CLAIM_EVERY,
         record_every: int = RECORD_EVERY,
     ) -> None:
         self._store = store
@@ -169,40 +181,66 @@ class Deliverer:
         self._holds_lease = holds_lease
         self._stopping = stopping
         self._chunk_size = chunk_size
+        self._claim_every = claim_every
         self._record_every = record_every
 
     def deliver(
         self, messages: list[Outgoing], effects: Effects, progress: Progress = no_progress_report
     ) -> DeliveryCounts:
-        """Each chunk: claim it, send it, record its outcomes in the outbox
-        (then `progress()`); the app's data every RECORD_EVERY messages and
-        at the end (never once the lease is lost: the next run writes them
-        from the outbox)."""
+        """Claim CLAIM_EVERY messages at once; each chunk of them: send it,
+        record its outcomes in the outbox (then `progress()`); the app's data
+        every RECORD_EVERY messages and at the end (never once the lease is
+        lost: the next run writes them from the outbox)."""
         counts = DeliveryCounts()
         unrecorded = ChunkResult()
-        for chunk in chunked(messages, self._chunk_size):
-            if not counts.fenced and not self._holds_lease():
-                counts.fenced = True
-                log.warning("the run's lease is lost: this worker claims and sends nothing more")
-            if counts.server_down or counts.fenced or self._stopping():
+        for group in chunked(messages, self._claim_every):
+            if self._halted(counts):
                 # No point claiming and failing the rest (or no right to, or
                 # the run is stopping): they stay pending (queued, no outbox
                 # entry) for the next run.
-                counts.not_attempted += len(chunk)
+                counts.not_attempted += len(group)
                 continue
-            claim = self._claim(chunk, effects, counts)
-            result = self._send_chunk(chunk, claim, counts)
-            if result is None:
-                continue
-            self._store.outbox.settle(result.settles, self._claimant)
-            progress()
-            unrecorded.add(result)
-            if len(unrecorded.sent) + len(unrecorded.bounced) >= self._record_every:
-                self._record(unrecorded, effects, counts)
-                unrecorded = ChunkResult()
+            claim = self._claim(group, effects, counts)
+            claimed = [m for m in group if m.key in claim.claimed]
+            for start in range(0, len(claimed), self._chunk_size):
+                if self._halted(counts):
+                    self._give_back(claimed[start:], counts)
+                    break
+                result = self._send_chunk(claimed[start : start + self._chunk_size], counts)
+                if result is None:
+                    continue  # the lease was lost while sending: the rest is given up
+                self._store.outbox.settle(result.settles, self._claimant)
+                progress()
+                unrecorded.add(result)
+                if len(unrecorded.sent) + len(unrecorded.bounced) >= self._record_every:
+                    self._record(unrecorded, effects, counts)
+                    unrecorded = ChunkResult()
         if not counts.fenced and self._holds_lease():
             self._record(unrecorded, effects, counts)
         return counts
+
+    def _halted(self, counts: DeliveryCounts) -> bool:
+        """Whether nothing more may be sent: the lease is lost, the mail
+        server is down or the run is stopping."""
+        if not counts.fenced and not self._holds_lease():
+            counts.fenced = True
+            log.warning("the run's lease is lost: this worker claims and sends nothing more")
+        return counts.server_down or counts.fenced or self._stopping()
+
+    def _give_back(self, unsent: list[Outgoing], counts: DeliveryCounts) -> None:
+        """Claimed messages this run will not send: released for the next run
+        (none once the lease is lost: they are sent once their claims are stale)."""
+        counts.not_attempted += len(unsent)
+        if counts.fenced or not unsent:
+            return
+        try:
+            self._store.outbox.release([m.key for m in unsent], self._claimant)
+        except SchedulerError as error:
+            log.warning(
+                "could not give back %d claimed message(s), sent once their claims are stale: %s",
+                len(unsent),
+                error,
+            )
 
     def _claim(
         self,
@@ -229,13 +267,10 @@ class Deliverer:
         counts.skipped += sum(1 for m in chunk if m.key in claim.busy)
         return claim
 
-    def _send_chunk(
-        self, chunk: list[Outgoing], claim: Claim, counts: DeliveryCounts
-    ) -> ChunkResult | None:
-        """Send the claimed messages; their outcomes, to record (None when the
+    def _send_chunk(self, claimed: list[Outgoing], counts: DeliveryCounts) -> ChunkResult | None:
+        """Send claimed messages; their outcomes, to record (None when the
         lease was lost meanwhile: nothing is written then)."""
         result = ChunkResult()
-        claimed = [m for m in chunk if m.key in claim.claimed]
         # Each message is composed before the one ahead of it is sent, so
         # the transport can open its transaction early (SMTP pipelining);
         # only claimed messages of this chunk, and nothing is delivered

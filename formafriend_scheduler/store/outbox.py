@@ -7,6 +7,7 @@ before it is handed to SMTP, so a crash can only leave `handed` the messages
 that were in flight; the next run sends those again (at most once more).
 
     handed -> sent | bounced | failed;  failed, or handed by a dead claimant -> handed
+    handed, never given to SMTP, by a run that stops -> (no entry)
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from pymongo import DeleteOne
 
 from formafriend_scheduler.clock import to_utc
 from formafriend_scheduler.store.base import DatabaseHandle, Document, Insert, Repository, Update
@@ -209,6 +212,24 @@ class OutboxRepository(Repository):
         """Record outcomes: one bulk of updates by `_id` (an `update_many` over
         `$in` scans the collection on some servers)."""
         return self.tolerant_bulk_write([settle.update(claimant) for settle in settles]).applied
+
+    @transient
+    def release(self, keys: list[str], claimant: str) -> int:
+        """Give back claims whose messages were never given to SMTP (the run
+        is stopping, or the mail server is down): as if never claimed, so the
+        next run sends them at once instead of once the claims are stale.
+        Only this claimant's first claims (`attempts` 1): an entry it took
+        over is left `handed`, to be taken over once stale, so the claim
+        ledger's count of its attempts stays true. By `_id` in bulk: a
+        `delete_many` over `$in` beside other fields may be planned on another
+        index (see Repository.batched_update)."""
+        if not keys:
+            return 0
+        mine: Document = {"claimant": claimant, "state": "handed", "attempts": 1}
+        if self._handle.in_process:  # mongomock cannot take current pymongo's bulks
+            return self.collection.delete_many({"_id": {"$in": keys}, **mine}).deleted_count
+        requests = [DeleteOne({"_id": key, **mine}) for key in keys]
+        return self.collection.bulk_write(requests, ordered=False).deleted_count
 
     @transient
     def prune(self, before: datetime, limit: int) -> int:

@@ -127,3 +127,26 @@ def test_a_run_tries_each_message_once_and_leaves_its_outcomes_to_the_next_run(
     later = claim(store, clock, "run-b/1", "run-b", "i1:invitation", "i2:invitation")
     assert later.claimed == {"i1:invitation"}  # type: ignore[attr-defined]
     assert set(later.settled) == {"i2:invitation"}  # type: ignore[attr-defined]
+
+
+def test_a_release_gives_back_only_the_claimants_own_first_claims(
+    store: Store, clock: FrozenClock
+) -> None:
+    claim(store, clock, "run-a/1", "run-a", "i1:invitation", "i2:invitation")
+    claim(store, clock, "run-b/1", "run-b", "i3:invitation")
+    clock.advance(STALE + timedelta(seconds=1))
+    claim(store, clock, "run-a/1", "run-a", "i3:invitation")  # taken over: attempt 2
+
+    released = store.outbox.release(
+        ["i1:invitation", "i3:invitation", "i9:invitation"], "run-b/1"
+    )
+    assert released == 0  # none of them is run-b's own claim any more
+    released = store.outbox.release(["i1:invitation", "i3:invitation"], "run-a/1")
+
+    # i1 is as if never claimed; i3 keeps its attempts (the ledger counts
+    # them) and is taken over once stale; i2 was not asked for.
+    assert released == 1
+    left = {doc["_id"]: doc["state"] for doc in store.db["scheduler_outbox"].find()}
+    assert left == {"i2:invitation": "handed", "i3:invitation": "handed"}
+    again = claim(store, clock, "run-c/1", "run-c", "i1:invitation")
+    assert again.claimed == {"i1:invitation"}  # type: ignore[attr-defined]
