@@ -137,9 +137,7 @@ def test_a_release_gives_back_only_the_claimants_own_first_claims(
     clock.advance(STALE + timedelta(seconds=1))
     claim(store, clock, "run-a/1", "run-a", "i3:invitation")  # taken over: attempt 2
 
-    released = store.outbox.release(
-        ["i1:invitation", "i3:invitation", "i9:invitation"], "run-b/1"
-    )
+    released = store.outbox.release(["i1:invitation", "i3:invitation", "i9:invitation"], "run-b/1")
     assert released == 0  # none of them is run-b's own claim any more
     released = store.outbox.release(["i1:invitation", "i3:invitation"], "run-a/1")
 
