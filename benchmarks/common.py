@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO))
 
 from formafriend_scheduler.config import load_settings  # noqa: E402
 from formafriend_scheduler.eligibility import Month  # noqa: E402
+from formafriend_scheduler.lifecycle.memory import process_tree_memory  # noqa: E402
 from formafriend_scheduler.mail.compose import Kind, Letter  # noqa: E402
 from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
-from formafriend_scheduler.memory import process_tree_memory  # noqa: E402
 from formafriend_scheduler.store.retry import is_transient  # noqa: E402
 from tests.appdata import create_indexes, indexes_of  # noqa: E402, F401 (re-exported)
 from tests.pgstats import CountersReset, ScanCounters  # noqa: E402 (re-exported)

@@ -24,8 +24,8 @@ from formafriend_scheduler.jobs.health import run_health_check
 from formafriend_scheduler.jobs.mailing import defaults_of
 from formafriend_scheduler.jobs.monthly import MonthlyInvitationsJob, MonthlyOptions
 from formafriend_scheduler.jobs.reminders import ReminderOptions, RemindersJob
+from formafriend_scheduler.lifecycle.runner import Job, Runner
 from formafriend_scheduler.reporting import RunReporter
-from formafriend_scheduler.runner import Job, Runner
 from formafriend_scheduler.seed import SeedPlan, seed
 from formafriend_scheduler.store import Store
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from formafriend_scheduler.context import JobContext, JobOutcome
+from formafriend_scheduler.lifecycle.context import JobContext, JobOutcome
 
 Action = Callable[[JobContext, int], None]
 

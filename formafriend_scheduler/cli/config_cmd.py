@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from formafriend_scheduler.jobs.preview import checked_composer
-from formafriend_scheduler.runner import Runner
+from formafriend_scheduler.lifecycle.runner import Runner
 
 from . import output
 from .state import handle_errors, state_of

@@ -10,7 +10,7 @@ import typer
 
 from formafriend_scheduler.clock import to_utc
 from formafriend_scheduler.ids import JOB_TYPES
-from formafriend_scheduler.lock import stuck_runs
+from formafriend_scheduler.lifecycle.lock import stuck_runs
 from formafriend_scheduler.schedule import SCHEDULES
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.records import JOB_STATUSES

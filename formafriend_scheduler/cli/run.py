@@ -9,9 +9,9 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from formafriend_scheduler.context import ProgressCallback
+from formafriend_scheduler.lifecycle.context import ProgressCallback
+from formafriend_scheduler.lifecycle.runner import Job, Runner, RunResult
 from formafriend_scheduler.reporting import RunReporter
-from formafriend_scheduler.runner import Job, Runner, RunResult
 
 from . import output
 from .state import AppState

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from formafriend_scheduler.context import JobContext, JobOutcome
 from formafriend_scheduler.errors import StoreError
-from formafriend_scheduler.lock import stuck_runs
+from formafriend_scheduler.lifecycle.context import JobContext, JobOutcome
+from formafriend_scheduler.lifecycle.lock import stuck_runs
 from formafriend_scheduler.store import Store
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ from typing import Any, Protocol, TypeVar
 
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.errors import SchedulerError
+from formafriend_scheduler.lifecycle.pool import Progress, no_progress_report
 from formafriend_scheduler.mail.compose import ComposedEmail, Composer, Letter
 from formafriend_scheduler.mail.ratelimit import RateLimiter
 from formafriend_scheduler.mail.transports import Delivery, Outcome, Transport
-from formafriend_scheduler.pool import Progress, no_progress_report
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.base import Document, WriteReport
 from formafriend_scheduler.store.outbox import Claim, Settle, outbox_key

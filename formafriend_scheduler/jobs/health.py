@@ -26,8 +26,8 @@ from formafriend_scheduler.ids import new_run_id
 from formafriend_scheduler.jobs.health_types import Check, HealthReport
 from formafriend_scheduler.jobs.mail_checks import SmtpProbe, check_mail
 from formafriend_scheduler.jobs.state_checks import check_queued_backlog, check_stale_success
+from formafriend_scheduler.lifecycle.lock import stuck_runs
 from formafriend_scheduler.local_alerts import FileAlertState
-from formafriend_scheduler.lock import stuck_runs
 from formafriend_scheduler.mail.transports import probe_smtp
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.indexes import ALL_INDEXES

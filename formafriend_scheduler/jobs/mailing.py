@@ -14,14 +14,20 @@ from typing import Any, ClassVar
 from formafriend_scheduler.alerts import run_alert
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.context import JobContext, JobOutcome, StopReason
 from formafriend_scheduler.eligibility import Defaults
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
-from formafriend_scheduler.lock import LeaseMirror
+from formafriend_scheduler.lifecycle.context import JobContext, JobOutcome, StopReason
+from formafriend_scheduler.lifecycle.lock import LeaseMirror
+from formafriend_scheduler.lifecycle.pool import (
+    HandlerFactory,
+    InlinePool,
+    ProcessPool,
+    Task,
+    TaskResult,
+)
 from formafriend_scheduler.mail.ratelimit import RateLimiter
 from formafriend_scheduler.mail.setup import composer_for, transport_for
 from formafriend_scheduler.mail.transports import Delivery, Transport
-from formafriend_scheduler.pool import HandlerFactory, InlinePool, ProcessPool, Task, TaskResult
 from formafriend_scheduler.store import Store, connect
 from formafriend_scheduler.store.base import WriteReport
 

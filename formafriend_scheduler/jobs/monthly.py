@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from formafriend_scheduler.context import JobContext, JobOutcome
 from formafriend_scheduler.eligibility import Month, due_for, latest_send_day
 from formafriend_scheduler.jobs.mailing import (
     defaults_of,
@@ -39,7 +38,8 @@ from formafriend_scheduler.jobs.monthly_worker import (
     SEND,
     MonthlyWorkerFactory,
 )
-from formafriend_scheduler.pool import InlinePool, ProcessPool, Task, TaskResult
+from formafriend_scheduler.lifecycle.context import JobContext, JobOutcome
+from formafriend_scheduler.lifecycle.pool import InlinePool, ProcessPool, Task, TaskResult
 from formafriend_scheduler.store.indexes import INVITATION_KEYS
 from formafriend_scheduler.store.users import parse_user_id, senders_filter
 

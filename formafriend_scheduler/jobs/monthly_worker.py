@@ -32,9 +32,9 @@ from formafriend_scheduler.eligibility import (
 from formafriend_scheduler.jobs.delivery import Deliverer, Outgoing
 from formafriend_scheduler.jobs.letters import Letters, MalformedDocument
 from formafriend_scheduler.jobs.mailing import BounceEffects, defaults_of, worker_deliverer
-from formafriend_scheduler.lock import LeaseMirror
+from formafriend_scheduler.lifecycle.lock import LeaseMirror
+from formafriend_scheduler.lifecycle.pool import Progress, Task, TaskResult
 from formafriend_scheduler.mail.transports import Delivery, Transport
-from formafriend_scheduler.pool import Progress, Task, TaskResult
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.base import Document, WriteReport
 from formafriend_scheduler.store.invitations import new_invitation

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from formafriend_scheduler.context import JobContext, JobOutcome
 from formafriend_scheduler.jobs.mailing import (
     delivery_outcome,
     merge,
@@ -25,7 +24,8 @@ from formafriend_scheduler.jobs.mailing import (
     worker_count,
 )
 from formafriend_scheduler.jobs.reminders_worker import REMIND, ReminderWorkerFactory
-from formafriend_scheduler.pool import Task, TaskResult
+from formafriend_scheduler.lifecycle.context import JobContext, JobOutcome
+from formafriend_scheduler.lifecycle.pool import Task, TaskResult
 from formafriend_scheduler.reminder_rules import ReminderType
 from formafriend_scheduler.store.invitations import reminder_candidates
 

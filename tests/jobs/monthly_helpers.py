@@ -13,7 +13,7 @@ from formafriend_scheduler.config import Settings
 from formafriend_scheduler.eligibility import Month
 from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.jobs.monthly import MonthlyInvitationsJob, MonthlyOptions
-from formafriend_scheduler.runner import Runner, RunResult
+from formafriend_scheduler.lifecycle.runner import Runner, RunResult
 from formafriend_scheduler.store import Store
 from tests import factories
 from tests.conftest import make_settings

@@ -14,7 +14,7 @@ from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import ExitCode
 from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.jobs.cleanup import CleanupJob
-from formafriend_scheduler.runner import Runner, RunResult
+from formafriend_scheduler.lifecycle.runner import Runner, RunResult
 from formafriend_scheduler.store import Store, connect
 from formafriend_scheduler.store.invitations import InvitationRepository
 from tests import factories

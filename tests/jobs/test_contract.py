@@ -14,7 +14,7 @@ from formafriend_scheduler.eligibility import Month
 from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.jobs.cleanup import CleanupJob
 from formafriend_scheduler.jobs.reminders import ReminderOptions, RemindersJob
-from formafriend_scheduler.runner import Runner
+from formafriend_scheduler.lifecycle.runner import Runner
 from formafriend_scheduler.seed import SeedPlan, seed
 from formafriend_scheduler.store import Store, connect
 from tests import contract

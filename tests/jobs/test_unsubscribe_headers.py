@@ -13,7 +13,7 @@ from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import ConfigError
 from formafriend_scheduler.hooks.events import EventBus
 from formafriend_scheduler.jobs.reminders import ReminderOptions, RemindersJob
-from formafriend_scheduler.runner import Runner
+from formafriend_scheduler.lifecycle.runner import Runner
 from formafriend_scheduler.store import Store, connect
 from tests import factories
 from tests.jobs.monthly_helpers import (

@@ -19,7 +19,7 @@ from formafriend_scheduler.store import connect
 from tests.jobs.monthly_helpers import DUE_WHENEVER
 from tests.smtpserver import SmtpServer
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 SECRET = "Sup3rSecretHookKey"
 
 

@@ -16,13 +16,13 @@ import pytest
 
 from formafriend_scheduler.clock import FrozenClock, SystemClock, to_utc
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.context import JobContext, JobOutcome
 from formafriend_scheduler.errors import ClockSkew, DatabaseUnavailable, ExitCode, JobLocked
 from formafriend_scheduler.hooks.events import EventBus
-from formafriend_scheduler.lock import Owner, acquire
+from formafriend_scheduler.lifecycle.context import JobContext, JobOutcome
+from formafriend_scheduler.lifecycle.lock import Owner, acquire
+from formafriend_scheduler.lifecycle.runner import Runner
 from formafriend_scheduler.logs import configure_logging
 from formafriend_scheduler.redact import Redactor
-from formafriend_scheduler.runner import Runner
 from formafriend_scheduler.store import Store, connect
 from tests.conftest import make_settings
 from tests.jobdoubles import SteppedJob
@@ -309,9 +309,9 @@ HOLDER_SCRIPT = """
 import sys, time
 from formafriend_scheduler.clock import SystemClock
 from formafriend_scheduler.config import load_settings
-from formafriend_scheduler.context import JobOutcome
+from formafriend_scheduler.lifecycle.context import JobOutcome
 from formafriend_scheduler.hooks.events import EventBus
-from formafriend_scheduler.runner import Runner
+from formafriend_scheduler.lifecycle.runner import Runner
 from formafriend_scheduler.store import connect
 
 class Forever:
@@ -336,7 +336,7 @@ def test_after_a_holder_is_killed_the_next_run_takes_over_and_marks_it_abandoned
         [sys.executable, "-c", HOLDER_SCRIPT, mongodb_uri],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).parents[2],
     )
     assert holder.stdout is not None
     dead_run_id = holder.stdout.readline().strip()

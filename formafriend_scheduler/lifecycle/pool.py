@@ -215,7 +215,7 @@ class ProcessPool:
         # worker, the run's tree from 203 to 170 MB).
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(
-            [type(factory).__module__, "formafriend_scheduler.frozen_heap"]
+            [type(factory).__module__, "formafriend_scheduler.lifecycle.frozen_heap"]
         )
         self._workers: list[_Worker] = []
         self._deaths_without_work = 0

@@ -11,7 +11,7 @@ import pytest
 from formafriend_scheduler.clock import FrozenClock, SystemClock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.errors import DatabaseUnavailable, JobLocked
-from formafriend_scheduler.lock import Heartbeat, Owner, acquire, stuck_runs
+from formafriend_scheduler.lifecycle.lock import Heartbeat, Owner, acquire, stuck_runs
 from formafriend_scheduler.store import Store, connect
 from formafriend_scheduler.store.locks import LockHolder
 

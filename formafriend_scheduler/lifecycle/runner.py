@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from formafriend_scheduler.alerts import DURATION_SHARE, Alert, duration_alert
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
-from formafriend_scheduler.context import JobContext, JobOutcome, ProgressCallback, StopReason
 from formafriend_scheduler.errors import (
     ClockSkew,
     DatabaseUnavailable,
@@ -31,10 +30,16 @@ from formafriend_scheduler.errors import (
 from formafriend_scheduler.hooks import events as ev
 from formafriend_scheduler.hooks.events import Event, EventBus
 from formafriend_scheduler.ids import new_run_id
-from formafriend_scheduler.lock import Heartbeat, Lease, Owner, acquire
-from formafriend_scheduler.memory import MemorySampler
+from formafriend_scheduler.lifecycle.context import (
+    JobContext,
+    JobOutcome,
+    ProgressCallback,
+    StopReason,
+)
+from formafriend_scheduler.lifecycle.lock import Heartbeat, Lease, Owner, acquire
+from formafriend_scheduler.lifecycle.memory import MemorySampler
+from formafriend_scheduler.lifecycle.signals import GracefulShutdown, Interrupted
 from formafriend_scheduler.redact import Redactor, one_line
-from formafriend_scheduler.signals import GracefulShutdown, Interrupted
 from formafriend_scheduler.store import Store
 from formafriend_scheduler.store.indexes import SCHEDULER_INDEXES
 

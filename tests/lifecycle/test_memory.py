@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from formafriend_scheduler import memory
-from formafriend_scheduler.memory import MemorySampler, descendants, process_tree_memory
+from formafriend_scheduler.lifecycle import memory
+from formafriend_scheduler.lifecycle.memory import MemorySampler, descendants, process_tree_memory
 
 # A child that starts a grandchild, as the fork server starts the pool's workers.
 _PARENT_OF_ONE = (

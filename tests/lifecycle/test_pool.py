@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from formafriend_scheduler.pool import (
+from formafriend_scheduler.lifecycle.pool import (
     InlinePool,
     PoolBroken,
     ProcessPool,
@@ -22,7 +22,7 @@ from formafriend_scheduler.pool import (
     TaskResult,
 )
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 
 
 @dataclass(frozen=True)
@@ -153,8 +153,8 @@ def test_stopping_lets_in_flight_work_finish_and_starts_nothing_new() -> None:
 ORPHAN_SCRIPT = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from tests.test_pool import ToyFactory, tasks
-from formafriend_scheduler.pool import ProcessPool
+from tests.lifecycle.test_pool import ToyFactory, tasks
+from formafriend_scheduler.lifecycle.pool import ProcessPool
 pool = ProcessPool(ToyFactory(), 2, task_timeout=600)
 calls = []
 def report():  # asked before each dispatch round: the second time, both workers hang

@@ -14,7 +14,7 @@ from formafriend_scheduler.alerts import Alert
 from formafriend_scheduler.clock import Clock
 from formafriend_scheduler.config import Settings
 from formafriend_scheduler.hooks.events import ALERTS_TRIGGERED, EventBus
-from formafriend_scheduler.lock import Lease
+from formafriend_scheduler.lifecycle.lock import Lease
 from formafriend_scheduler.store import Store
 
 log = logging.getLogger(__name__)
