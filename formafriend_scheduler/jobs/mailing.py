@@ -138,6 +138,11 @@ def batches(
         yield Task(numbering(), kind, tuple(batch))
 
 
+def left_for_next_run(not_attempted: int) -> str:
+    """The summary's note of messages the run did not get to (still queued)."""
+    return f", {not_attempted} not attempted (left for the next run)" if not_attempted else ""
+
+
 def delivery_outcome(
     ctx: JobContext, *, sent: int, failed: int, bounced: int, halted: str, summary: str
 ) -> JobOutcome:

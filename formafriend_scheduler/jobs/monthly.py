@@ -27,6 +27,7 @@ from formafriend_scheduler.eligibility import Month, due_for, latest_send_day
 from formafriend_scheduler.jobs.mailing import (
     defaults_of,
     delivery_outcome,
+    left_for_next_run,
     merge,
     open_pool,
     shared_rate_slot,
@@ -55,6 +56,7 @@ STAT_NAMES = (
     "sentInvitations",
     "failedInvitations",
     "bouncedInvitations",
+    "notAttempted",
     "skippedContacts",
     "invalidPreferences",
     "batchesProcessed",
@@ -261,6 +263,7 @@ class MonthlyInvitationsJob:
             f"{month}: {stats['totalUsers']} due user(s), {stats['createdInvitations']} "
             f"invitation(s) {'to create' if self.options.dry_run else 'created'}, "
             f"{sent} sent, {failed} failed, {bounced} bounced"
+            + left_for_next_run(stats["notAttempted"])
         )
         if self.options.dry_run:
             return JobOutcome(

@@ -18,6 +18,7 @@ from typing import Any
 
 from formafriend_scheduler.jobs.mailing import (
     delivery_outcome,
+    left_for_next_run,
     merge,
     open_pool,
     shared_rate_slot,
@@ -46,6 +47,7 @@ STAT_NAMES = (
     "outsideWindow",
     "failedReminders",
     "bouncedReminders",
+    "notAttempted",
     "batchesProcessed",
     "failedBatches",
 )
@@ -146,6 +148,7 @@ class RemindersJob:
             f"{stats['secondRemindersSent']} second reminder(s) sent, {failed} failed, "
             f"{bounced} bounced, {stats['outsideWindow']} outside quiet hours, "
             f"{stats['skippedPreference'] + stats['skippedContact']} skipped"
+            + left_for_next_run(stats["notAttempted"])
         )
         if self.options.dry_run:
             to_send = stats["firstRemindersToSend"] + stats["secondRemindersToSend"]

@@ -132,7 +132,8 @@ class ReminderWorker:
         counts = self.deliverer.deliver(outgoing, ReminderEffects(self.store))
         stats["firstRemindersSent"] += counts.sent_by_kind["reminder-first"]
         stats["secondRemindersSent"] += counts.sent_by_kind["reminder-second"]
-        stats["failedReminders"] += counts.failed + counts.not_attempted
+        stats["failedReminders"] += counts.failed  # not attempted: pending (monthly_worker)
+        stats["notAttempted"] += counts.not_attempted
         stats["bouncedReminders"] += counts.bounced
         stats["alreadySent"] += counts.skipped
         stats["smtpDown"] += int(counts.server_down)

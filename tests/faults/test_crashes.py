@@ -86,6 +86,11 @@ def test_sigterm_finishes_or_cuts_in_flight_work_and_is_recorded_interrupted(
         # Workers finish the chunk they are in and claim no other: nothing is
         # left claimed, so a plain next run sends the rest.
         assert mailing.store.db["scheduler_outbox"].count_documents({"state": "handed"}) == 0
+    # What the stop left for the next run is pending, not failed: no error
+    # rate, no alert (a deploy's SIGTERM used to raise one).
+    assert record["stats"]["failedInvitations"] == 0
+    error_rate_alert = {"_id": "run:monthly-invitations:error-rate"}
+    assert mailing.store.db["scheduler_alerts"].count_documents(error_rate_alert) == 0
     # (an interrupted batch leaves its chunk claimed: taken over once stale)
     assert (mailing.take_over() if signals == 2 else mailing.run()) == 0
     mailing.assert_exactly_once(crashes=signals - 1)

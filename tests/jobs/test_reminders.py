@@ -441,3 +441,29 @@ def test_a_reminder_claimed_by_a_live_run_waits_and_a_dead_runs_claim_is_taken_o
     after_death = run_reminders(settings, store, clock)
     assert after_death.stats["firstRemindersSent"] == 1
     assert smtp_server.recipients() == {"bob@x.org": 1}
+
+
+def test_reminders_the_run_did_not_get_to_are_pending_not_failed(
+    setup: tuple[Settings, Store], smtp_server: SmtpServer
+) -> None:
+    """Given 30 reminders due and a mail server that is down, the messages
+    tried fail (the run stops at the first chunk that all failed) and the
+    rest are counted not attempted: left for the next run, not failures, so
+    they weigh nothing in the error rate."""
+    settings, store = setup
+    alice = add_user(store, email="alice@example.org")
+    emails = [f"c{i:02d}@x.org" for i in range(30)]
+    add_contacts(store, alice, *emails)
+    for email in emails:
+        add_invitation(store, alice, email)
+    smtp_server.stop()
+
+    result = run_reminders(settings, store, FrozenClock(SENT + 3 * DAY))
+
+    failed, pending = result.stats["failedReminders"], result.stats["notAttempted"]
+    assert failed + pending == 30 and 0 < failed < 30
+    assert f"{pending} not attempted (left for the next run)" in result.message
+    assert (result.status, result.exit_code) == ("failed", ExitCode.FAILED)
+    smtp_server.start()
+    again = run_reminders(settings, store, FrozenClock(SENT + 3 * DAY + MINUTE))
+    assert again.stats["firstRemindersSent"] == 30
