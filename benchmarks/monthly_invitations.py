@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,6 +63,7 @@ from benchmarks.common import (
     scans,
     scheduler_env,
     send_prebuilt,
+    sink_dump_dir,
     smtp_sink,
     split,
     started_scan_counters,
@@ -183,7 +183,7 @@ def benchmark(
         flush=True,
     )
 
-    with tempfile.TemporaryDirectory(prefix="faf-sink-") as dump:
+    with sink_dump_dir() as dump:
         dump_dir = Path(dump)
         os.chmod(dump_dir, 0o755)  # smtp-sink, as nobody, must reach the folders below
         (dump_dir / "run").mkdir()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -44,6 +43,7 @@ from benchmarks.common import (
     run_scheduler,
     scans,
     scheduler_env,
+    sink_dump_dir,
     smtp_sink,
     started_scan_counters,
 )
@@ -173,7 +173,7 @@ def main() -> int:
         print(f"\nseeded {args.users} users, {done} cycles of {month} already run, "
               f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
-        sink = tempfile.TemporaryDirectory(prefix="faf-sink-")
+        sink = sink_dump_dir()
         os.chmod(sink.name, 0o755)  # smtp-sink runs as nobody
         port = stack.enter_context(smtp_sink(Path(sink.name)))
         env = scheduler_env(uri, port)

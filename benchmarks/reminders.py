@@ -25,7 +25,6 @@ import argparse
 import os
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +52,7 @@ from benchmarks.common import (
     scans,
     scheduler_env,
     send_prebuilt,
+    sink_dump_dir,
     smtp_sink,
     split,
     started_scan_counters,
@@ -209,7 +209,7 @@ def main() -> int:
         print(f"seeded {total} sent invitations ({len(due)} due) in "
               f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
 
-        with tempfile.TemporaryDirectory(prefix="faf-sink-") as dump:
+        with sink_dump_dir() as dump:
             dump_dir = Path(dump)
             os.chmod(dump_dir, 0o755)
             (dump_dir / "run").mkdir()
