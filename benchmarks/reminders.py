@@ -56,6 +56,7 @@ from benchmarks.common import (
     smtp_sink,
     split,
     started_scan_counters,
+    survive_crashes,
 )
 from benchmarks.monthly_invitations import TARGET_CPU_MS, TARGET_RATIO, TARGET_ROUND_TRIPS
 from formafriend_scheduler.config import load_settings
@@ -84,7 +85,9 @@ def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[s
     plan = SeedPlan(users=users, contacts_per_user=CONTACTS_PER_USER, default_schedule_share=1.0)
     for start in range(0, users, 50):
         batch = [sample_user(rng, i, plan, now) for i in range(start, min(users, start + 50))]
-        db.users.insert_many(batch)  # gives each user its _id
+        # The inserts survive the kit's PostgreSQL crashes (a 30-minute seed
+        # died of one on 2026-12-07): retried with the same _ids.
+        survive_crashes(lambda b=batch: db.users.insert_many(b, ordered=False))  # gives _ids
         contacts, invitations = [], []
         for offset, user in enumerate(batch):
             # As the monthly run sends them: a user's invitations together,
@@ -112,9 +115,10 @@ def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[s
                 invitations.append(doc)
                 if is_due:
                     due.add(email)
-        db.contacts.insert_many(contacts)
-        db.invitations.insert_many(invitations)
-        db.floor_invitations.insert_many(invitations)  # the same documents, _ids included
+        for collection in ("contacts", "invitations", "floor_invitations"):
+            # The floor's copy: the same documents, _ids included.
+            docs = contacts if collection == "contacts" else invitations
+            survive_crashes(lambda c=collection, d=docs: db[c].insert_many(d, ordered=False))
     client.close()
     return due
 
