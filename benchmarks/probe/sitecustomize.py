@@ -87,9 +87,11 @@ if _DIR:
         import signal
 
         # A sampling profile by CPU time: SIGPROF every millisecond of the
-        # process's CPU (all its threads), the main thread's stack counted.
-        # cProfile times every call and inflates a run about fourfold, most
-        # where calls are many and small; this costs a stack walk a sample.
+        # process's CPU (all its threads; the kernel delivers it at its tick,
+        # about 4 ms here), the main thread's stack counted. cProfile times
+        # every call and inflates a run about fourfold, most where calls are
+        # many and small; this costs a stack walk a sample. Time spent in C
+        # or in the kernel lands on the next line of Python that runs.
         stacks: Counter[str] = Counter()
 
         def _sample(signum: int, frame: Any) -> None:
