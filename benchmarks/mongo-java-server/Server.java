@@ -48,9 +48,6 @@
 // (`observe.py --server java`), and 2.10 s once documents found by the _id
 // index are not tested against every value of the query's `$in` again
 // (1,000 ids per page of cycle markers: a million comparisons a page).
-// count_documents(), an aggregation the library runs over the whole
-// collection, is counted as the `count` command counts, through the planned
-// query (no change measured there: 3.73 and 3.58 s).
 //
 // It is not MongoDB, and its figures are no stand-in for a real server's:
 // it keeps each index as hashes (no ranges, no sorts from an index). What it
@@ -418,16 +415,8 @@ public class Server {
             if (keys.size() != 1 || !keys.get(0).getKey().equals("_id") || !chosen.isUnique()) {
                 return query;
             }
-            Object condition = query.get("_id");
-            if (condition == null) {
-                return query;
-            }
-            Collection<?> values = condition instanceof Document operators && operators.size() == 1
-                    && operators.get("$in") instanceof Collection<?> in ? in : List.of(condition);
-            for (Object value : values) {
-                if (LeadingKeyIndex.plain(value) == null) {
-                    return query;
-                }
+            if (LeadingKeyIndex.wanted(query.get("_id")) == null) {
+                return query;  // not an equality or `$in` of plain values: the matcher decides
             }
             Document rest = new Document(query);
             rest.remove("_id");
@@ -467,38 +456,9 @@ public class Server {
             return new Database(name, getCursorRegistry());
         }
 
-        // The filter of a count_documents() aggregation ([{$match: filter},
-        // {$group: {_id: 1, n: {$sum: 1}}}]), or null for any other pipeline.
-        private static Document countFilter(Document query) {
-            if (!(query.get("pipeline") instanceof List<?> stages) || stages.size() != 2
-                    || !(stages.get(0) instanceof Document match) || match.size() != 1
-                    || !(match.get("$match") instanceof Document filter)
-                    || !(stages.get(1) instanceof Document group) || group.size() != 1
-                    || !(group.get("$group") instanceof Document counting) || counting.size() != 2
-                    || !(counting.get("_id") instanceof Number one) || one.intValue() != 1
-                    || !(counting.get("n") instanceof Document sum) || sum.size() != 1
-                    || !(sum.get("$sum") instanceof Number unit) || unit.intValue() != 1) {
-                return null;
-            }
-            return filter;
-        }
-
         @Override
         public Document handleCommand(Channel channel, String database, String command, Document query) {
             String name = command.toLowerCase();
-            Document filter = name.equals("aggregate") ? countFilter(query) : null;
-            if (filter != null) {
-                // Counted as the `count` command counts, through the planned
-                // query above; the library's aggregation reads the collection.
-                Object collection = query.get("aggregate");
-                Document counted = super.handleCommand(channel, database, "count",
-                        new Document("count", collection).append("query", filter));
-                int n = ((Number) counted.get("n")).intValue();
-                List<Document> batch = n == 0 ? List.of() : List.of(new Document("_id", 1).append("n", n));
-                Document cursor = new Document("id", 0L).append("ns", database + "." + collection)
-                        .append("firstBatch", batch);
-                return new Document("cursor", cursor).append("ok", 1.0);
-            }
             boolean hello = name.equals("hello");
             Document result = super.handleCommand(channel, database, hello ? "isMaster" : command, query);
             if (hello) {
