@@ -168,8 +168,11 @@ SINK_BASE = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
 def sink_dump_dir() -> tempfile.TemporaryDirectory[str]:
-    """A folder for smtp-sink's messages, in memory where the machine has it."""
-    return tempfile.TemporaryDirectory(prefix="faf-sink-", dir=SINK_BASE)
+    """A folder for smtp-sink's messages, in memory where the machine has it,
+    that smtp-sink (running as nobody) can reach the folders of."""
+    folder = tempfile.TemporaryDirectory(prefix="faf-sink-", dir=SINK_BASE)
+    os.chmod(folder.name, 0o755)
+    return folder
 
 
 @contextmanager

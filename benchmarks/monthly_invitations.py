@@ -185,7 +185,6 @@ def benchmark(
 
     with sink_dump_dir() as dump:
         dump_dir = Path(dump)
-        os.chmod(dump_dir, 0o755)  # smtp-sink, as nobody, must reach the folders below
         (dump_dir / "run").mkdir()
         (dump_dir / "floor").mkdir()
         counters = started_scan_counters(args, database)

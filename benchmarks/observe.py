@@ -174,7 +174,6 @@ def main() -> int:
               f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
         sink = sink_dump_dir()
-        os.chmod(sink.name, 0o755)  # smtp-sink runs as nobody
         port = stack.enter_context(smtp_sink(Path(sink.name)))
         env = scheduler_env(uri, port)
         counters = started_scan_counters(args, database)

@@ -115,9 +115,12 @@ def seed_backlog(uri: str, count: int, due_share: float, now: datetime) -> set[s
                 invitations.append(doc)
                 if is_due:
                     due.add(email)
-        for collection in ("contacts", "invitations", "floor_invitations"):
-            # The floor's copy: the same documents, _ids included.
-            docs = contacts if collection == "contacts" else invitations
+        # The floor's copy: the same documents, _ids included.
+        for collection, docs in (
+            ("contacts", contacts),
+            ("invitations", invitations),
+            ("floor_invitations", invitations),
+        ):
             survive_crashes(lambda c=collection, d=docs: db[c].insert_many(d, ordered=False))
     client.close()
     return due
@@ -215,7 +218,6 @@ def main() -> int:
 
         with sink_dump_dir() as dump:
             dump_dir = Path(dump)
-            os.chmod(dump_dir, 0o755)
             (dump_dir / "run").mkdir()
             (dump_dir / "floor").mkdir()
             counters = started_scan_counters(args, database)
