@@ -427,10 +427,28 @@ def split(items: list[Any], parts: int) -> list[list[Any]]:
 # -- the report -----------------------------------------------------------------------
 
 
+def reference_loop_ms(rounds: int = 5) -> float:
+    """CPU time of a fixed pure-Python loop (1,000,000 multiply-adds), the
+    best of `rounds`: how fast this machine runs Python right now. The
+    virtual machines here do not run at one speed (the same loop of 10
+    million took 0.93 to 1.10 s of CPU on an idle machine, 2026-12-07), and
+    a run's CPU per item moves with it; printed so that figures from
+    different hours can be set side by side."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
 def header(server_name: str, workers: int) -> None:
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total // MB} MB; server: {server_name}; workers: {workers}"
+        f"{psutil.virtual_memory().total // MB} MB; server: {server_name}; workers: {workers}; "
+        f"reference loop {reference_loop_ms():.0f} ms of CPU (benchmarks/common.py)"
     )
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
 
@@ -458,6 +476,7 @@ def costs(run: Run, items: int, what: str) -> dict[str, float]:
           f"SMTP commands in {figures['smtp_writes']:.2f} writes; peak memory "
           f"{figures['peak_mb']:.1f} MB (tree, PSS, {run.processes} processes)")  # fmt: skip
     print(f"       database commands: {run.round_trips} ({busiest})")
+    print(f"       reference loop now: {reference_loop_ms():.0f} ms of CPU (the header's, before)")
     return figures
 
 
