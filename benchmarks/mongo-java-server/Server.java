@@ -548,7 +548,8 @@ public class Server {
                             }
                         }
                     }
-                    return matchDocuments(query, found, orderBy, skip, limit, batchSize, projection);
+                    // each one matched already: sorted and cut only
+                    return matchDocuments(new Document(), found, orderBy, skip, limit, batchSize, projection);
                 }
             }
             if (limit != 0 && orderBy != null && !orderBy.isEmpty()) {
