@@ -34,11 +34,13 @@ sys.path.insert(0, str(REPO))
 
 from formafriend_scheduler.config import load_settings  # noqa: E402
 from formafriend_scheduler.eligibility import Month  # noqa: E402
+from formafriend_scheduler.jobs.delivery import CHUNK_SIZE, CLAIM_EVERY  # noqa: E402
 from formafriend_scheduler.lifecycle.memory import process_tree_memory  # noqa: E402
 from formafriend_scheduler.mail.compose import Kind, Letter  # noqa: E402
 from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
+from formafriend_scheduler.store.outbox import outbox_key  # noqa: E402
 from formafriend_scheduler.store.retry import is_transient  # noqa: E402
-from tests.appdata import create_indexes, indexes_of  # noqa: E402, F401 (re-exported)
+from tests.appdata import create_indexes, indexes_of  # noqa: E402 (re-exported)
 from tests.pgstats import CountersReset, ScanCounters  # noqa: E402 (re-exported)
 from tests.realserver import ferretdb_server  # noqa: E402
 from tests.smtpserver import free_port  # noqa: E402
@@ -46,7 +48,7 @@ from tests.smtpserver import free_port  # noqa: E402
 MB = 1024 * 1024
 SERVERS = ("ferretdb", "java", "documentdb")
 PROBE = REPO / "benchmarks" / "probe"
-CHUNK = 20  # the scheduler's chunk: the floor writes in the same bulks
+CHUNK = CHUNK_SIZE  # the scheduler's chunk: the floor writes in the same bulks
 
 
 # -- servers -------------------------------------------------------------------
@@ -246,6 +248,20 @@ class TreeMemory:
         return self.peak
 
 
+def machine_cpu() -> float:
+    """Seconds of CPU the whole machine has spent working (user, nice, system,
+    interrupts: /proc/stat, all cores), or 0 where there is no /proc/stat. The
+    difference across a run, less the scheduler's own tree, is what the
+    server, the sink and this benchmark used meanwhile."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -264,6 +280,7 @@ class Run:
     smtp_commands: int = 0  # lines the client wrote (EHLO, MAIL, RCPT, DATA, the message, QUIT)
     smtp_writes: int = 0  # writes, each followed by waiting for replies
     processes: int = 0
+    machine_cpu: float = 0.0  # the whole machine's meanwhile (machine_cpu())
 
     @property
     def round_trips(self) -> int:
@@ -279,6 +296,7 @@ def run_scheduler(env: dict[str, str], arguments: list[str]) -> Run:
         # process of the run compiles 80 modules again (0.14 s each).
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         cpu_before = children_cpu()  # the sink is not reaped yet: only the scheduler's tree
+        machine_before = machine_cpu()
         started = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, "-m", "formafriend_scheduler", *arguments, "--json"],
@@ -290,7 +308,9 @@ def run_scheduler(env: dict[str, str], arguments: list[str]) -> Run:
         memory = TreeMemory(process.pid)
         stdout, _ = process.communicate()
         wall = time.perf_counter() - started
+        machine = machine_cpu() - machine_before
         run = Run(wall, children_cpu() - cpu_before, memory.stop(), process.returncode, {})
+        run.machine_cpu = machine
         run.report = json.loads(stdout) if stdout.strip() else {}
         # Each process's CPU: as it counted itself at exit (the probe), or as
         # last sampled when it did not get to (at most 0.1 s short).
@@ -353,11 +373,14 @@ def send_prebuilt(port: int, message: bytes, recipients: list[str]) -> None:
         connection.sendall(b"QUIT\r\n")
 
 
-def in_step(target: Any, shares: list[tuple[Any, ...]], parts: Sequence[str]) -> dict[str, float]:
+def in_step(
+    target: Any, shares: list[tuple[Any, ...]], parts: Sequence[str], extra: Sequence[str] = ()
+) -> dict[str, float]:
     """Run `target(*share, barrier)` for each share in its own (spawned)
     process; each process waits on the barrier once started and after each
     part, and the parent times each part between barriers: interpreter
-    start-up is not part of a floor."""
+    start-up is not part of a floor. The `extra` parts come after and are
+    timed alike, but are not in the floor's total or its CPU."""
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(len(shares) + 1)
     processes = [spawn.Process(target=target, args=(*share, barrier)) for share in shares]
@@ -367,19 +390,66 @@ def in_step(target: Any, shares: list[tuple[Any, ...]], parts: Sequence[str]) ->
     # The floor's own CPU, start-up excluded: each process read once all are
     # started and again once the last part is done.
     cpu_started = [_cpu_seconds(process.pid) for process in processes]
+    machine_started = machine_cpu()
     times: dict[str, float] = {}
     for part in parts:
         started = time.perf_counter()
         barrier.wait()
         times[part] = time.perf_counter() - started
     cpu_done = [_cpu_seconds(process.pid) for process in processes]
+    machine_done = machine_cpu()
+    for part in extra:
+        started = time.perf_counter()
+        barrier.wait()
+        times[part] = time.perf_counter() - started
     for process in processes:
         process.join()
         if process.exitcode != 0:
             raise RuntimeError(f"a floor process failed ({process.exitcode})")
-    times["total"] = sum(times.values())
+    times["total"] = sum(times[part] for part in parts)
     times["cpu"] = sum(cpu_done) - sum(cpu_started)
+    times["machine cpu"] = machine_done - machine_started
     return times
+
+
+# What the crash guarantee adds to the floor, printed beside it (not in it):
+# any implementation that sends each message at most once more after a crash
+# must record the message durably before handing it to SMTP, and the
+# scheduler also records each outcome. The same writes as
+# OutboxRepository.claim and .settle, in the same bulks, on a copy of
+# `scheduler_outbox` with its indexes.
+OUTBOX_PART = "outbox claims and settles"
+
+
+def outbox_claims_and_settles(uri: str, ids: list[Any], kind: str) -> None:
+    """Claim the messages of invitations `ids` (inserts of CLAIM_EVERY), then
+    settle each `sent` (bulks of UpdateOne by _id guarded by the claimant,
+    CHUNK at a time)."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri)
+    outbox = client.get_default_database()[FLOOR_OUTBOX]
+    claimant = f"floor-{os.getpid()}"
+    now = datetime.now(UTC)
+    claim = {"kind": kind, "state": "handed", "runId": "floor", "claimant": claimant,
+             "attempts": 1, "claimedAt": now, "updatedAt": now}  # fmt: skip
+    for start in range(0, len(ids), CLAIM_EVERY):
+        docs = [
+            {"_id": outbox_key(invitation_id, kind), "invitationId": invitation_id, **claim}
+            for invitation_id in ids[start : start + CLAIM_EVERY]
+        ]
+        survive_crashes(lambda docs=docs: outbox.insert_many(docs, ordered=False))
+    settled = {"$set": {"state": "sent", "updatedAt": now, "settledAt": now}}
+    for start in range(0, len(ids), CHUNK):
+        keys = [outbox_key(invitation_id, kind) for invitation_id in ids[start : start + CHUNK]]
+        ops = [pymongo.UpdateOne({"_id": key, "claimant": claimant}, settled) for key in keys]
+        survive_crashes(lambda ops=ops: outbox.bulk_write(ops, ordered=False))
+    client.close()
+
+
+FLOOR_OUTBOX = "floor_outbox"
+
+
+def create_floor_outbox(db: Any) -> None:
+    create_indexes(db, FLOOR_OUTBOX, indexes_of("scheduler_outbox"))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -455,10 +525,41 @@ def header(server_name: str, workers: int) -> None:
 
 def print_floor(floor: dict[str, float], items: int, what: str) -> None:
     """The floor's time, each of its parts, and its own CPU per item (start-up excluded)."""
-    timed = {name: s for name, s in floor.items() if name not in ("total", "cpu")}
+    timed = {name: s for name, s in floor.items() if name not in FLOOR_FIGURES}
     parts = ", ".join(f"{name} {s:.1f} s" for name, s in timed.items())
     print(f"floor: {floor['total']:8.1f} s  {items / floor['total']:8.0f} {what}s/s  ({parts}); "
           f"CPU {floor['cpu'] / items * 1000:.3f} ms per {what}")  # fmt: skip
+    if "machine cpu" in floor:
+        busy = machine_share(floor["machine cpu"], floor["total"], floor["cpu"], "floor")
+        print(f"       {busy}")
+    if OUTBOX_PART in floor:
+        print(f"       + {OUTBOX_PART} (the crash guarantee's writes, not in the floor): "
+              f"{floor[OUTBOX_PART]:.1f} s")  # fmt: skip
+
+
+FLOOR_FIGURES = ("total", "cpu", "machine cpu", OUTBOX_PART)
+
+
+def machine_share(machine: float, wall: float, own: float, whose: str) -> str:
+    """How busy the machine's cores were: a share near 100 % means the time
+    is bound by CPU (the server's, the sink's and the scheduler's together),
+    not by waiting on any of them."""
+    cores = os.cpu_count() or 1
+    had = cores * wall
+    return (f"machine CPU meanwhile: {machine:.1f} s of the {had:.1f} s its {cores} cores "
+            f"had ({machine / max(had, 1e-9):.0%}); the {whose}'s own {own:.1f} s, the rest "
+            f"(server, sink, this benchmark) {machine - own:.1f} s")  # fmt: skip
+
+
+def print_ratios(run_wall: float, floor: dict[str, float]) -> float:
+    """The run against the floor (the target), and against the floor with the
+    outbox's writes (what is left once the guarantee is paid for)."""
+    ratio = run_wall / floor["total"]
+    print(f"ratio run/floor: {ratio:.2f}")
+    if OUTBOX_PART in floor:
+        print(f"ratio run/(floor + {OUTBOX_PART}): "
+              f"{run_wall / (floor['total'] + floor[OUTBOX_PART]):.2f}")  # fmt: skip
+    return ratio
 
 
 def costs(run: Run, items: int, what: str) -> dict[str, float]:
@@ -476,6 +577,8 @@ def costs(run: Run, items: int, what: str) -> dict[str, float]:
           f"SMTP commands in {figures['smtp_writes']:.2f} writes; peak memory "
           f"{figures['peak_mb']:.1f} MB (tree, PSS, {run.processes} processes)")  # fmt: skip
     print(f"       database commands: {run.round_trips} ({busiest})")
+    if run.machine_cpu:
+        print("       " + machine_share(run.machine_cpu, run.wall, run.cpu, "run"))
     print(f"       reference loop now: {reference_loop_ms():.0f} ms of CPU (the header's, before)")
     return figures
 

@@ -24,7 +24,9 @@ For each --users count, each part in its own process:
   `invitations`; marking each `sent` with bulk UpdateOne by _id with the
   status guard, 20 at a time; recording each contact's send the same way on a
   copy of `contacts` with its indexes; sending the same number of pre-built
-  messages, MAIL, RCPT and DATA pipelined.
+  messages, MAIL, RCPT and DATA pipelined; after it, not part of it, the
+  outbox's claims and settles for as many messages (the crash guarantee's
+  writes: benchmarks/common.py, OUTBOX_PART), printed beside it.
 
 Prints the run, the floor, their ratio, the scheduler's costs per invitation
 (CPU, database round trips, SMTP commands, peak memory), on DocumentDB the
@@ -47,18 +49,23 @@ import pymongo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
+    FLOOR_OUTBOX,
+    OUTBOX_PART,
     add_server_options,
     benchmark_server,
     bulk_by_id,
     costs,
     count_recipients,
+    create_floor_outbox,
     create_indexes,
     database_uri,
     header,
     in_step,
     indexes_of,
+    outbox_claims_and_settles,
     prebuilt_message,
     print_floor,
+    print_ratios,
     run_scheduler,
     scans,
     scheduler_env,
@@ -121,6 +128,8 @@ def floor_worker(
     barrier.wait()
     send_prebuilt(port, message, emails)
     barrier.wait()
+    outbox_claims_and_settles(uri, ids, "invitation")
+    barrier.wait()
     client.close()
 
 
@@ -152,9 +161,11 @@ def measure_floor(uri: str, count: int, port: int, workers: int) -> dict[str, fl
         (uri, port, message, mine, theirs)
         for mine, theirs in zip(split(emails, parts), split(contacts[:count], parts), strict=True)
     ]
-    floor = in_step(floor_worker, shares, FLOOR_PARTS)
+    create_floor_outbox(db)
+    floor = in_step(floor_worker, shares, FLOOR_PARTS, [OUTBOX_PART])
     db.drop_collection("floor_invitations")
     db.drop_collection("floor_contacts")
+    db.drop_collection(FLOOR_OUTBOX)
     return floor
 
 
@@ -213,8 +224,7 @@ def benchmark(
     print(f"data: {users} users x {args.contacts} contacts, {count} eligible; workers: {workers}")
     print(f"run:   {run.wall:8.1f} s  {count / run.wall:8.0f} invitations/s")
     print_floor(floor, count, "invitation")
-    ratio = run.wall / floor["total"]
-    print(f"ratio run/floor: {ratio:.2f}")
+    ratio = print_ratios(run.wall, floor)
     figures = costs(run, count, "invitation")
     stats = run.report.get("stats", {})
     print(

@@ -17,6 +17,9 @@ indexes: reading the due invitations with the same query (one cursor), then,
 from as many processes as the run has workers, pushing each one's reminder
 with bulk UpdateOne by _id guarded by "no first reminder yet", 20 at a time,
 and sending the same number of pre-built messages (MAIL, RCPT, DATA pipelined).
+After it, not part of it, the same processes make the outbox's claims and
+settles for as many messages (benchmarks/common.py: OUTBOX_PART), and the
+run is also printed against the floor with them.
 """
 
 from __future__ import annotations
@@ -36,18 +39,24 @@ import pymongo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
+    FLOOR_OUTBOX,
+    OUTBOX_PART,
     add_server_options,
     benchmark_server,
     bulk_by_id,
     costs,
     count_recipients,
+    create_floor_outbox,
     create_indexes,
     database_uri,
     header,
     in_step,
     indexes_of,
+    machine_cpu,
+    outbox_claims_and_settles,
     prebuilt_message,
     print_floor,
+    print_ratios,
     run_scheduler,
     scans,
     scheduler_env,
@@ -135,20 +144,25 @@ def floor_worker(uri: str, port: int, message: bytes, ids: list[Any], barrier: A
     barrier.wait()
     send_prebuilt(port, message, [f"floor{i}@example.net" for i in range(len(ids))])
     barrier.wait()
+    outbox_claims_and_settles(uri, ids, "reminder-first")
+    barrier.wait()
 
 
 def measure_floor(uri: str, port: int, workers: int, now: datetime) -> dict[str, float]:
     settings = load_settings()
     db = pymongo.MongoClient(uri).get_default_database()
     query = reminder_candidates(now, settings.first_reminder_days, settings.second_reminder_days)
-    started = time.perf_counter()
+    started, machine_started = time.perf_counter(), machine_cpu()
     ids = [doc["_id"] for doc in db["floor_invitations"].find(query, {"_id": 1}).batch_size(1000)]
-    read = time.perf_counter() - started
+    read, machine_read = time.perf_counter() - started, machine_cpu() - machine_started
     message = prebuilt_message("reminder-first", sender_name="Camille", days_left=55)
     shares = [(uri, port, message, share) for share in split(ids, max(1, workers))]
-    floor = {"read due": read, **in_step(floor_worker, shares, FLOOR_PARTS)}
+    create_floor_outbox(db)
+    floor = {"read due": read, **in_step(floor_worker, shares, FLOOR_PARTS, [OUTBOX_PART])}
     floor["total"] += read
+    floor["machine cpu"] += machine_read
     db.drop_collection("floor_invitations")
+    db.drop_collection(FLOOR_OUTBOX)
     return floor
 
 
@@ -175,8 +189,7 @@ def report(
     print(f"backlog: {total} sent invitations, {due} due a reminder; workers: {workers}")
     print(f"run:   {run.wall:8.1f} s  {due / run.wall:8.0f} reminders/s")
     print_floor(floor, due, "reminder")
-    ratio = run.wall / floor["total"]
-    print(f"ratio run/floor: {ratio:.2f}")
+    ratio = print_ratios(run.wall, floor)
     figures = costs(run, max(1, due), "reminder")
     print(f"job stats: checked {stats.get('candidatesChecked')}, sent {sent}, "
           f"failed {stats.get('failedReminders')}")  # fmt: skip
