@@ -551,14 +551,28 @@ def machine_share(machine: float, wall: float, own: float, whose: str) -> str:
             f"(server, sink, this benchmark) {machine - own:.1f} s")  # fmt: skip
 
 
-def print_ratios(run_wall: float, floor: dict[str, float]) -> float:
-    """The run against the floor (the target), and against the floor with the
-    outbox's writes (what is left once the guarantee is paid for)."""
+def print_ratios(run_wall: float, floor: dict[str, float], items: int, cpu_ms: float) -> float:
+    """The run against the floor (the target), against the floor with the
+    outbox's writes (what is left once the guarantee is paid for), and the
+    least any implementation could take on this machine while keeping to
+    `cpu_ms` of CPU per item."""
     ratio = run_wall / floor["total"]
     print(f"ratio run/floor: {ratio:.2f}")
     if OUTBOX_PART in floor:
         print(f"ratio run/(floor + {OUTBOX_PART}): "
               f"{run_wall / (floor['total'] + floor[OUTBOX_PART]):.2f}")  # fmt: skip
+    if floor.get("machine cpu"):
+        # What the floor made the server and the sink spend (its machine CPU
+        # less its own) any implementation makes them spend too, at least:
+        # the same writes, the same number of messages. Add the scheduler's
+        # CPU at the target, share it over the cores: no run that uses the
+        # cores perfectly takes less.
+        others = floor["machine cpu"] - floor["cpu"]
+        own = cpu_ms / 1000 * items
+        least = (others + own) / (os.cpu_count() or 1)
+        print(f"least any run at {cpu_ms} ms of CPU per item could take on these cores: "
+              f"{least:.1f} s ({others:.1f} s of the server's and the sink's for the floor's "
+              f"work + {own:.1f} s), {least / floor['total']:.2f} x the floor")  # fmt: skip
     return ratio
 
 

@@ -224,7 +224,7 @@ def benchmark(
     print(f"data: {users} users x {args.contacts} contacts, {count} eligible; workers: {workers}")
     print(f"run:   {run.wall:8.1f} s  {count / run.wall:8.0f} invitations/s")
     print_floor(floor, count, "invitation")
-    ratio = print_ratios(run.wall, floor)
+    ratio = print_ratios(run.wall, floor, count, TARGET_CPU_MS)
     figures = costs(run, count, "invitation")
     stats = run.report.get("stats", {})
     print(

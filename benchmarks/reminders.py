@@ -189,7 +189,7 @@ def report(
     print(f"backlog: {total} sent invitations, {due} due a reminder; workers: {workers}")
     print(f"run:   {run.wall:8.1f} s  {due / run.wall:8.0f} reminders/s")
     print_floor(floor, due, "reminder")
-    ratio = print_ratios(run.wall, floor)
+    ratio = print_ratios(run.wall, floor, due, TARGET_CPU_MS)
     figures = costs(run, max(1, due), "reminder")
     print(f"job stats: checked {stats.get('candidatesChecked')}, sent {sent}, "
           f"failed {stats.get('failedReminders')}")  # fmt: skip
