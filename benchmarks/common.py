@@ -38,7 +38,7 @@ from formafriend_scheduler.jobs.delivery import CHUNK_SIZE, CLAIM_EVERY  # noqa:
 from formafriend_scheduler.lifecycle.memory import process_tree_memory  # noqa: E402
 from formafriend_scheduler.mail.compose import Kind, Letter  # noqa: E402
 from formafriend_scheduler.mail.setup import composer_for  # noqa: E402
-from formafriend_scheduler.store.outbox import outbox_key  # noqa: E402
+from formafriend_scheduler.store.outbox import Settle, claim_document, outbox_key  # noqa: E402
 from formafriend_scheduler.store.retry import is_transient  # noqa: E402
 from tests.appdata import create_indexes, indexes_of  # noqa: E402 (re-exported)
 from tests.pgstats import CountersReset, ScanCounters  # noqa: E402 (re-exported)
@@ -421,31 +421,28 @@ def in_step(
 OUTBOX_PART = "outbox claims and settles"
 
 
+FLOOR_OUTBOX = "floor_outbox"
+
+
 def outbox_claims_and_settles(uri: str, ids: list[Any], kind: str) -> None:
     """Claim the messages of invitations `ids` (inserts of CLAIM_EVERY), then
     settle each `sent` (bulks of UpdateOne by _id guarded by the claimant,
-    CHUNK at a time)."""
+    CHUNK at a time): the scheduler's own documents and updates."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri)
     outbox = client.get_default_database()[FLOOR_OUTBOX]
     claimant = f"floor-{os.getpid()}"
     now = datetime.now(UTC)
-    claim = {"kind": kind, "state": "handed", "runId": "floor", "claimant": claimant,
-             "attempts": 1, "claimedAt": now, "updatedAt": now}  # fmt: skip
-    for start in range(0, len(ids), CLAIM_EVERY):
+    entries = [(outbox_key(invitation_id, kind), invitation_id) for invitation_id in ids]
+    for start in range(0, len(entries), CLAIM_EVERY):
         docs = [
-            {"_id": outbox_key(invitation_id, kind), "invitationId": invitation_id, **claim}
-            for invitation_id in ids[start : start + CLAIM_EVERY]
+            claim_document(key, invitation_id, kind, claimant, "floor", now)
+            for key, invitation_id in entries[start : start + CLAIM_EVERY]
         ]
         survive_crashes(lambda docs=docs: outbox.insert_many(docs, ordered=False))
-    settled = {"$set": {"state": "sent", "updatedAt": now, "settledAt": now}}
-    for start in range(0, len(ids), CHUNK):
-        keys = [outbox_key(invitation_id, kind) for invitation_id in ids[start : start + CHUNK]]
-        ops = [pymongo.UpdateOne({"_id": key, "claimant": claimant}, settled) for key in keys]
-        survive_crashes(lambda ops=ops: outbox.bulk_write(ops, ordered=False))
     client.close()
-
-
-FLOOR_OUTBOX = "floor_outbox"
+    settled = Settle("", "sent", "", now).update(claimant).update  # the same $set for every key
+    keys = [key for key, _ in entries]
+    bulk_by_id(uri, FLOOR_OUTBOX, keys, settled, {"claimant": claimant})
 
 
 def create_floor_outbox(db: Any) -> None:

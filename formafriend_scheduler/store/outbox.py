@@ -59,6 +59,23 @@ def outbox_key(invitation_id: Any, kind: str) -> str:
     return f"{invitation_id}:{kind}"
 
 
+def claim_document(
+    key: str, invitation_id: Any, kind: str, claimant: str, run_id: str, now: datetime
+) -> Document:
+    """A new entry, `handed` to `claimant` by its first attempt."""
+    return {
+        "_id": key,
+        "invitationId": invitation_id,
+        "kind": kind,
+        "state": "handed",
+        "runId": run_id,
+        "claimant": claimant,
+        "attempts": 1,
+        "claimedAt": now,
+        "updatedAt": now,
+    }
+
+
 @dataclass(frozen=True)
 class Settle:
     """A message's outcome, to record: `sent`, `bounced` or `failed` (with
@@ -122,17 +139,7 @@ class OutboxRepository(Repository):
         if not entries:
             return Claim()
         docs = [
-            {
-                "_id": key,
-                "invitationId": invitation_id,
-                "kind": kind,
-                "state": "handed",
-                "runId": run_id,
-                "claimant": claimant,
-                "attempts": 1,
-                "claimedAt": now,
-                "updatedAt": now,
-            }
+            claim_document(key, invitation_id, kind, claimant, run_id, now)
             for key, invitation_id, kind in entries
         ]
         # Inserts, not upserts that would share one `update` command with the
